@@ -1,0 +1,96 @@
+"""How SP-API answers map to CDK actions, with messages that quote Amazon and the request id."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Optional, Union
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import (
+    DEFAULT_ERROR_MAPPING,
+)
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    ErrorResolution,
+    ResponseAction,
+)
+
+from source_sp_invoices import settings
+from source_sp_invoices.rate_limits import RateLimits, operation_of
+
+ROLE_HINT = (
+    "Amazon refused access (403). The SP-API app may lack the restricted Tax Invoicing role, or "
+    "the seller's authorization (the refresh token) may not include it: check the app's roles in "
+    "Develop Apps and have the seller authorize the app again."
+)
+
+
+def amazon_error(response: requests.Response) -> str:
+    """Amazon's own words for a failed request: code, message, details and request id."""
+    parts = []
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        errors = []
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+            if error.get("details"):
+                text += f" ({error['details']})"
+            parts.append(text)
+    if not parts:
+        parts.append(response.text[:300] or response.reason or "no body")
+    request_id = response.headers.get("x-amzn-RequestId", "unknown")
+    return f"{'; '.join(parts)} [HTTP {response.status_code}, x-amzn-RequestId {request_id}]"
+
+
+class SpApiErrorHandler(HttpStatusErrorHandler):
+    """The CDK's default mapping, with SP-API's meanings of 400, 403 and 404 made explicit."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        rate_limits: RateLimits,
+        max_retries: int = settings.MAX_RETRIES,
+    ) -> None:
+        super().__init__(
+            logger=logger,
+            error_mapping=DEFAULT_ERROR_MAPPING,
+            max_retries=max_retries,
+            max_time=timedelta(seconds=settings.MAX_RETRY_SECONDS),
+        )
+        self._rate_limits = rate_limits
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]] = None
+    ) -> ErrorResolution:
+        response = response_or_exception
+        if not isinstance(response, requests.Response):
+            return super().interpret_response(response_or_exception)
+        self._rate_limits.observe(response)
+        status = response.status_code
+        if status < 400 or status == 429 or status >= 500:
+            return super().interpret_response(response)
+        request = response.request
+        operation = (
+            operation_of(request.method or "", request.url or "") if request else None
+        ) or "SP-API"
+        if status == 403 and "expired" in response.text.lower():
+            return ErrorResolution(
+                response_action=ResponseAction.REFRESH_TOKEN_THEN_RETRY,
+                failure_type=FailureType.transient_error,
+                error_message="The access token expired; refreshing it and trying again.",
+            )
+        if status in (401, 403):
+            return ErrorResolution(
+                response_action=ResponseAction.FAIL,
+                failure_type=FailureType.config_error,
+                error_message=f"{ROLE_HINT} {operation}: {amazon_error(response)}",
+            )
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL,
+            failure_type=FailureType.system_error,
+            error_message=f"Amazon rejected {operation}: {amazon_error(response)}",
+        )

@@ -1,0 +1,102 @@
+"""The facts of the Invoices API as data: endpoints, marketplaces, usage plans and limits.
+
+Everything else refers to these by name, so a change of plan or a new marketplace is one edit.
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+API_VERSION_PATH: Final = "tax/invoices/2024-06-19"
+
+LWA_TOKEN_URL: Final = "https://api.amazon.com/auth/o2/token"
+
+# region -> (production base URL, sandbox base URL)
+ENDPOINTS: Final[dict[str, dict[str, str]]] = {
+    "NA": {
+        "PRODUCTION": "https://sellingpartnerapi-na.amazon.com",
+        "SANDBOX": "https://sandbox.sellingpartnerapi-na.amazon.com",
+    },
+    "EU": {
+        "PRODUCTION": "https://sellingpartnerapi-eu.amazon.com",
+        "SANDBOX": "https://sandbox.sellingpartnerapi-eu.amazon.com",
+    },
+    "FE": {
+        "PRODUCTION": "https://sellingpartnerapi-fe.amazon.com",
+        "SANDBOX": "https://sandbox.sellingpartnerapi-fe.amazon.com",
+    },
+}
+
+BRAZIL_MARKETPLACE_ID: Final = "A2Q3Y263D00KWC"
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    """One Amazon marketplace: where it is and which regional endpoint serves it."""
+
+    country: str
+    region: str
+
+
+MARKETPLACES: Final[dict[str, Marketplace]] = {
+    "ATVPDKIKX0DER": Marketplace("United States", "NA"),
+    "A2EUQ1WTGCTBG2": Marketplace("Canada", "NA"),
+    "A1AM78C64UM0Y8": Marketplace("Mexico", "NA"),
+    BRAZIL_MARKETPLACE_ID: Marketplace("Brazil", "NA"),
+    "A1RKKUPIHCS9HS": Marketplace("Spain", "EU"),
+    "A1F83G8C2ARO7P": Marketplace("United Kingdom", "EU"),
+    "A13V1IB3VIYZZH": Marketplace("France", "EU"),
+    "AMEN7PMS3EDWL": Marketplace("Belgium", "EU"),
+    "A1805IZSGTT6HS": Marketplace("Netherlands", "EU"),
+    "A1PA6795UKMFR9": Marketplace("Germany", "EU"),
+    "APJ6JRA9NG5V4": Marketplace("Italy", "EU"),
+    "A2NODRKZP88ZB9": Marketplace("Sweden", "EU"),
+    "AE08WJ6YKNBMC": Marketplace("South Africa", "EU"),
+    "A1C3SOZRARQ6R3": Marketplace("Poland", "EU"),
+    "ARBP9OOSHTCHU": Marketplace("Egypt", "EU"),
+    "A33AVAJ2PDY3EV": Marketplace("Turkey", "EU"),
+    "A17E79C6D8DWNP": Marketplace("Saudi Arabia", "EU"),
+    "A2VIGQ35RCS4UG": Marketplace("United Arab Emirates", "EU"),
+    "A21TJRUUN4KGV": Marketplace("India", "EU"),
+    "A28R8C7NBKEWEA": Marketplace("Ireland", "EU"),
+    "A19VAU5U5O7RUS": Marketplace("Singapore", "FE"),
+    "A39IBJ37TRP1C6": Marketplace("Australia", "FE"),
+    "A1VC38T7YXB528": Marketplace("Japan", "FE"),
+}
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """Amazon's default usage plan of one operation; a seller's applied rate may be higher."""
+
+    method: str
+    path: str  # relative to API_VERSION_PATH; "{...}" marks a path parameter
+    rate: float  # requests per second
+    burst: int
+
+
+USAGE_PLANS: Final[dict[str, UsagePlan]] = {
+    "getInvoicesAttributes": UsagePlan("GET", "attributes", 1.0, 1),
+    "getInvoices": UsagePlan("GET", "invoices", 0.1, 20),
+    "getInvoice": UsagePlan("GET", "invoices/{invoiceId}", 2.0, 15),
+    "createInvoicesExport": UsagePlan("POST", "exports", 0.167, 1),
+    "getInvoicesExports": UsagePlan("GET", "exports", 0.1, 20),
+    "getInvoicesExport": UsagePlan("GET", "exports/{exportId}", 2.0, 15),
+    "getInvoicesDocument": UsagePlan("GET", "documents/{invoicesDocumentId}", 0.0167, 1),
+}
+
+INVOICES_PAGE_SIZE: Final = 200  # the API's maximum
+
+# (connect, read) seconds: no request may hang forever.
+REQUEST_TIMEOUT: Final = (10.0, 120.0)
+
+# Retries of one request after a 5xx, a dropped connection or a 429.
+MAX_RETRIES: Final = 8
+# Upper bound on the time spent retrying one request (an hour: the slowest operation allows
+# one call a minute, so ten minutes of retries can be spent waiting on a handful of calls).
+MAX_RETRY_SECONDS: Final = 3600
+
+# A new access token is fetched this long before the current one expires.
+TOKEN_REFRESH_MARGIN_SECONDS: Final = 60
+
+DEFAULT_INVOICES_WINDOW_DAYS: Final = 7
+DEFAULT_LOOKBACK_DAYS: Final = 3

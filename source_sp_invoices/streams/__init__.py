@@ -1,0 +1,6 @@
+"""The connector's streams, one module per stream family."""
+
+from source_sp_invoices.streams.attributes import InvoiceAttributes
+from source_sp_invoices.streams.invoices import Invoices
+
+__all__ = ["InvoiceAttributes", "Invoices"]

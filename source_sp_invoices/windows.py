@@ -1,0 +1,31 @@
+"""Date windows and the one date-time format the connector writes (UTC, second precision, Z)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+from source_sp_invoices.config import DATE_FORMAT
+
+
+def format_datetime(value: datetime) -> str:
+    """A UTC date-time as YYYY-MM-DDTHH:MM:SSZ."""
+    return value.astimezone(timezone.utc).strftime(DATE_FORMAT)
+
+
+def parse_datetime(value: str) -> datetime:
+    """An ISO 8601 date-time (Z or offset, any precision) as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def date_windows(
+    start: datetime, end: datetime, size: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive half-open windows [a, b) of `size` covering [start, end); the last is shorter."""
+    while start < end:
+        stop = min(start + size, end)
+        yield start, stop
+        start = stop
