@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -87,7 +88,9 @@ class LwaAuthenticator(Oauth2Authenticator):
                     try:
                         return response.json()
                     except ValueError:
-                        failure = f"Login with Amazon at {host} answered with a body that is not JSON"
+                        failure = (
+                            f"Login with Amazon at {host} answered with a body that is not JSON"
+                        )
                 else:
                     code = _oauth_error(response)
                     if code in REJECTED_CREDENTIALS:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
@@ -42,7 +43,7 @@ class InvoiceFilters:
     transaction_identifier_id: str | None = None
 
     def query_params(self) -> dict[str, str]:
-        """The filters as getInvoices query parameters (arrays comma-separated, as the model says)."""
+        """The filters as getInvoices query parameters (arrays comma-separated, per the model)."""
         params: dict[str, str] = {}
         if self.statuses:
             params["statuses"] = ",".join(self.statuses)
@@ -77,7 +78,7 @@ class Config:
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
         """The end of the range a sync reads: the configured end, never later than now."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return min(self.end, now) if self.end else now
 
 
@@ -89,7 +90,7 @@ def load_spec() -> dict[str, Any]:
 
 def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
     """Validate the raw config and resolve it; raise ConfigError naming every bad field."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     problems = _schema_problems(raw)
     for name in CREDENTIAL_FIELDS:
         value = raw.get(name)
@@ -108,7 +109,11 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
         )
 
     start = _parse_date(raw, "replication_start_date", problems)
-    end = _parse_date(raw, "replication_end_date", problems) if raw.get("replication_end_date") else None
+    end = (
+        _parse_date(raw, "replication_end_date", problems)
+        if raw.get("replication_end_date")
+        else None
+    )
     if start and start > now:
         problems.append(
             f"`replication_start_date` {raw['replication_start_date']} lies in the future: "
@@ -197,7 +202,7 @@ def _schema_problems(raw: Mapping[str, Any]) -> list[str]:
 
 def _parse_date(raw: Mapping[str, Any], name: str, problems: list[str]) -> datetime | None:
     try:
-        return datetime.strptime(raw[name], DATE_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(raw[name], DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         problems.append(f"`{name}` {raw[name]} is not a real date: use YYYY-MM-DDTHH:MM:SSZ.")
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Optional, Union
+from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -46,6 +46,12 @@ def amazon_error(response: requests.Response) -> str:
     return f"{'; '.join(parts)} [HTTP {response.status_code}, x-amzn-RequestId {request_id}]"
 
 
+def host_of(error: requests.RequestException) -> str:
+    """The host a failed request was sent to, for messages that say where the network failed."""
+    url = getattr(error.request, "url", None) or ""
+    return urlsplit(url).netloc or "the SP-API endpoint"
+
+
 class SpApiErrorHandler(HttpStatusErrorHandler):
     """The CDK's default mapping, with SP-API's meanings of 400, 403 and 404 made explicit."""
 
@@ -64,9 +70,18 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
         self._rate_limits = rate_limits
 
     def interpret_response(
-        self, response_or_exception: Optional[Union[requests.Response, Exception]] = None
+        self, response_or_exception: requests.Response | Exception | None = None
     ) -> ErrorResolution:
         response = response_or_exception
+        if isinstance(response, requests.RequestException) and not isinstance(
+            response, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
+        ):
+            return ErrorResolution(
+                response_action=ResponseAction.RETRY,
+                failure_type=FailureType.transient_error,
+                error_message=f"network error ({type(response).__name__}) "
+                f"talking to {host_of(response)}",
+            )
         if not isinstance(response, requests.Response):
             return super().interpret_response(response_or_exception)
         self._rate_limits.observe(response)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Optional, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -27,7 +26,7 @@ _OPERATION_PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
-def operation_of(method: str, url: str) -> Optional[str]:
+def operation_of(method: str, url: str) -> str | None:
     """The SP-API operation a request calls, or None for a URL outside the Invoices API."""
     path = urlsplit(url).path
     for plan_method, pattern, name in _OPERATION_PATTERNS:
@@ -73,9 +72,9 @@ class RateLimitBackoff(BackoffStrategy):
 
     def backoff_time(
         self,
-        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
+        response_or_exception: requests.Response | requests.RequestException | None,
         attempt_count: int,
-    ) -> Optional[float]:
+    ) -> float | None:
         response = response_or_exception
         if not isinstance(response, requests.Response) or response.status_code != 429:
             return None  # the CDK's exponential backoff serves 5xx and network errors

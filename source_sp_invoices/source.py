@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from airbyte_cdk.models import AirbyteConnectionStatus, Status, SyncMode
@@ -14,6 +14,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import Config, parse_config
+from source_sp_invoices.errors import host_of
 from source_sp_invoices.rate_limits import RateLimits
 from source_sp_invoices.streams import InvoiceAttributes, Invoices
 
@@ -35,7 +36,7 @@ class SourceSpInvoices(AbstractSource):
 
     def check_connection(
         self, logger: logging.Logger, config: Mapping[str, Any]
-    ) -> Tuple[bool, Optional[Any]]:
+    ) -> tuple[bool, Any | None]:
         try:
             parsed = parse_config(config)
             stream = InvoiceAttributes(
@@ -43,13 +44,13 @@ class SourceSpInvoices(AbstractSource):
             )
             options = sum(1 for _ in stream.read_records(sync_mode=SyncMode.full_refresh))
         except AirbyteTracedException as error:
-            return False, _check_message(error, config)
+            return False, _check_message(error)
         except requests.RequestException as error:
-            return False, f"The request to {_host_of(error)} failed: {type(error).__name__}."
+            return False, f"The request to {host_of(error)} failed: {type(error).__name__}."
         logger.info(f"Check succeeded: getInvoicesAttributes returned {options} option(s).")
         return True, None
 
-    def streams(self, config: Mapping[str, Any]) -> List[Stream]:
+    def streams(self, config: Mapping[str, Any]) -> list[Stream]:
         parsed: Config = parse_config(config)
         authenticator = LwaAuthenticator(parsed)
         rate_limits = RateLimits()  # shared: all streams learn Amazon's applied rates together
@@ -59,18 +60,12 @@ class SourceSpInvoices(AbstractSource):
         ]
 
 
-def _check_message(error: AirbyteTracedException, config: Mapping[str, Any]) -> str:
-    """The user-facing reason of a failed check, naming the unreachable host if that was it."""
-    cause = error.__cause__ or getattr(error, "_exception", None)
-    while cause is not None and not isinstance(cause, requests.ConnectionError):
-        response = getattr(cause, "response", None)
-        cause = response if isinstance(response, requests.RequestException) else cause.__cause__
-    if isinstance(cause, requests.ConnectionError):
-        return f"Could not connect to {_host_of(cause)}: check the network and `api_endpoint`."
+def _check_message(error: AirbyteTracedException) -> str:
+    """The user-facing reason of a failed check, naming the host when the network failed."""
+    cause = getattr(error, "_exception", None)
+    # The CDK keeps the request of a retried network failure but drops the response: none came.
+    if isinstance(cause, requests.RequestException) and cause.response is None and cause.request:
+        return (
+            f"Could not connect to {host_of(cause)}: {cause}. Check the network and `api_endpoint`."
+        )
     return error.message or str(error)
-
-
-def _host_of(error: requests.RequestException) -> str:
-    request = error.request
-    url = getattr(request, "url", None) or ""
-    return urlsplit(url).netloc or "the SP-API endpoint"

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from source_sp_invoices.config import DATE_FORMAT
 
 
 def format_datetime(value: datetime) -> str:
     """A UTC date-time as YYYY-MM-DDTHH:MM:SSZ."""
-    return value.astimezone(timezone.utc).strftime(DATE_FORMAT)
+    return value.astimezone(UTC).strftime(DATE_FORMAT)
 
 
 def parse_datetime(value: str) -> datetime:
     """An ISO 8601 date-time (Z or offset, any precision) as an aware UTC datetime."""
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def date_windows(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, MutableMapping, Optional
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
 
 import requests
 
@@ -21,7 +22,7 @@ class InvoiceAttributes(SpApiStream):
     def request_params(self, *args: Any, **kwargs: Any) -> MutableMapping[str, Any]:
         return {"marketplaceId": self.config.marketplace_id}
 
-    def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
+    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
         return None
 
     def parse_response(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from airbyte_cdk.sources.streams.http import HttpStream
@@ -39,13 +40,13 @@ class SpApiStream(HttpStream, ABC):
     def request_kwargs(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {"timeout": settings.REQUEST_TIMEOUT}
 
-    def get_error_handler(self) -> Optional[ErrorHandler]:
+    def get_error_handler(self) -> ErrorHandler | None:
         return SpApiErrorHandler(self.logger, self._rate_limits, self._max_retries)
 
-    def get_backoff_strategy(self) -> Optional[BackoffStrategy]:
+    def get_backoff_strategy(self) -> BackoffStrategy | None:
         return RateLimitBackoff(self._rate_limits)
 
-    def get_error_display_message(self, exception: BaseException) -> Optional[str]:
+    def get_error_display_message(self, exception: BaseException) -> str | None:
         if isinstance(exception, requests.HTTPError) and exception.response is not None:
             return amazon_error(exception.response)
         return super().get_error_display_message(exception)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional
+from typing import Any
 
 import requests
 from airbyte_cdk.models import SyncMode
@@ -30,7 +31,7 @@ class Invoices(SpApiStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._state: MutableMapping[str, Any] = {}
-        self._plan_end: Optional[datetime] = None
+        self._plan_end: datetime | None = None
 
     @property
     def state(self) -> MutableMapping[str, Any]:
@@ -49,9 +50,9 @@ class Invoices(SpApiStream):
     def stream_slices(
         self,
         sync_mode: SyncMode,
-        cursor_field: Optional[List[str]] = None,
-        stream_state: Optional[Mapping[str, Any]] = None,
-    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        cursor_field: list[str] | None = None,
+        stream_state: Mapping[str, Any] | None = None,
+    ) -> Iterable[Mapping[str, Any] | None]:
         begin = self.config.start
         if sync_mode == SyncMode.incremental and "resume_from" in self._state:
             begin = max(begin, self._state_datetime("resume_from"))
@@ -73,9 +74,9 @@ class Invoices(SpApiStream):
 
     def request_params(
         self,
-        stream_state: Optional[Mapping[str, Any]],
-        stream_slice: Optional[Mapping[str, Any]] = None,
-        next_page_token: Optional[Mapping[str, Any]] = None,
+        stream_state: Mapping[str, Any] | None,
+        stream_slice: Mapping[str, Any] | None = None,
+        next_page_token: Mapping[str, Any] | None = None,
     ) -> MutableMapping[str, Any]:
         # Amazon refuses a nextToken sent with the original filters: send it alone.
         if next_page_token:
@@ -91,7 +92,7 @@ class Invoices(SpApiStream):
             **self.config.filters.query_params(),
         }
 
-    def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
+    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
         token = response.json().get("nextToken")
         return {"nextToken": token} if token else None
 
@@ -99,7 +100,7 @@ class Invoices(SpApiStream):
         self,
         response: requests.Response,
         *,
-        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_slice: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Iterable[Mapping[str, Any]]:
         assert stream_slice is not None
@@ -115,9 +116,9 @@ class Invoices(SpApiStream):
     def read_records(
         self,
         sync_mode: SyncMode,
-        cursor_field: Optional[List[str]] = None,
-        stream_slice: Optional[Mapping[str, Any]] = None,
-        stream_state: Optional[Mapping[str, Any]] = None,
+        cursor_field: list[str] | None = None,
+        stream_slice: Mapping[str, Any] | None = None,
+        stream_state: Mapping[str, Any] | None = None,
     ) -> Iterable[Mapping[str, Any]]:
         count = 0
         for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
@@ -150,7 +151,7 @@ class Invoices(SpApiStream):
             ) from None
 
 
-def _issue_date(invoice: Mapping[str, Any]) -> Optional[datetime]:
+def _issue_date(invoice: Mapping[str, Any]) -> datetime | None:
     try:
         return parse_datetime(invoice["date"])
     except (KeyError, TypeError, ValueError):

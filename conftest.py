@@ -1,0 +1,50 @@
+"""Shared by unit and integration tests: every record a test produces is checked against the
+JSON schema of its stream, so a schema that does not match real records fails the suite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """RFC 3339 date-time with an explicit offset (the optional rfc3339 package is not needed)."""
+    if not isinstance(value, str):
+        return True
+    from datetime import datetime
+
+    parsed = datetime.fromisoformat(value)
+    return "T" in value and parsed.tzinfo is not None
+
+
+@cache
+def stream_schema(stream: str) -> dict[str, Any]:
+    path = resources.files("source_sp_invoices").joinpath(f"schemas/{stream}.json")
+    schema = json.loads(path.read_text("utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return schema
+
+
+def validate_records(stream: str, records: Iterable[Mapping[str, Any]]) -> int:
+    """Validate records against their stream's schema (formats included); return how many."""
+    validator = jsonschema.Draft7Validator(stream_schema(stream), format_checker=FORMATS)
+    count = 0
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
+        assert not errors, f"{stream} record does not match its schema: {errors[0].message}"
+        count += 1
+    return count
+
+
+@pytest.fixture
+def check_schema():
+    return validate_records

@@ -1,0 +1,62 @@
+"""Operations are recognised from requests; applied rates are learnt; a 429 waits one interval."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, operation_of
+
+BASE = "https://sellingpartnerapi-na.amazon.com/tax/invoices/2024-06-19"
+
+
+@pytest.mark.parametrize(
+    "method, path, operation",
+    [
+        ("GET", "/attributes?marketplaceId=X", "getInvoicesAttributes"),
+        ("GET", "/invoices?dateStart=x", "getInvoices"),
+        ("GET", "/invoices/abc-123", "getInvoice"),
+        ("POST", "/exports", "createInvoicesExport"),
+        ("GET", "/exports", "getInvoicesExports"),
+        ("GET", "/exports/E1", "getInvoicesExport"),
+        ("GET", "/documents/D1", "getInvoicesDocument"),
+        ("POST", "/invoices", None),
+        ("GET", "/other", None),
+    ],
+)
+def test_operation_of(method, path, operation):
+    assert operation_of(method, BASE + path) == operation
+
+
+def response(status: int, path: str, rate: str | None = None) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code = status
+    if rate is not None:
+        answer.headers["x-amzn-RateLimit-Limit"] = rate
+    answer.request = requests.Request("GET", BASE + path).prepare()
+    return answer
+
+
+def test_the_usage_plan_applies_until_amazon_says_otherwise():
+    limits = RateLimits()
+    assert limits.rate("getInvoices") == 0.1
+    limits.observe(response(200, "/invoices", "6.0"))
+    assert limits.rate("getInvoices") == 6.0
+    assert limits.rate("getInvoicesDocument") == 0.0167  # other operations keep their plan
+    limits.observe(response(200, "/invoices", "not-a-number"))
+    limits.observe(response(200, "/invoices", "0"))
+    assert limits.rate("getInvoices") == 6.0
+
+
+def test_a_429_waits_one_interval_of_the_applied_rate():
+    limits = RateLimits()
+    backoff = RateLimitBackoff(limits)
+    assert backoff.backoff_time(response(429, "/invoices"), 1) == pytest.approx(10.0)
+    limits.observe(response(429, "/invoices", "2"))
+    assert backoff.backoff_time(response(429, "/invoices"), 1) == pytest.approx(0.5)
+
+
+def test_other_failures_use_the_cdk_exponential_backoff():
+    backoff = RateLimitBackoff(RateLimits())
+    assert backoff.backoff_time(response(503, "/invoices"), 1) is None
+    assert backoff.backoff_time(requests.ConnectionError("x"), 1) is None

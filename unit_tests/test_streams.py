@@ -1,0 +1,307 @@
+"""The invoice_attributes and invoices streams through the CDK entrypoint, with mocked HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.test.state_builder import StateBuilder
+
+from conftest import validate_records
+from source_sp_invoices import SourceSpInvoices
+from unit_tests.conftest import API_URL
+
+ATTRIBUTES = {
+    "invoicesAttributes": {
+        "invoiceStatusOptions": [
+            {"value": "AUTHORIZED", "description": "The government authorized the invoice."},
+            {"value": "CANCELED", "description": "The invoice is canceled."},
+        ],
+        "invoiceTypeOptions": [{"value": "SHIPMENT", "description": "Shipment invoice."}],
+        "transactionIdentifierNameOptions": [],
+        "transactionTypeOptions": [{"value": "CUSTOMER_SALES", "description": "Sales."}],
+    }
+}
+
+
+def invoice(number: int, date: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": f"inv-{number}",
+        "date": date,
+        "status": "AUTHORIZED",
+        "invoiceType": "SHIPMENT",
+        "transactionType": "CUSTOMER_SALES",
+        "series": "1",
+        "externalInvoiceId": str(1000 + number),
+        "errorCode": "",
+        "govResponse": "",
+        "transactionIds": [{"name": "SHIPMENT_ID", "id": f"S{number}"}],
+        **fields,
+    }
+
+
+def catalog(stream: str, mode: SyncMode = SyncMode.full_refresh):
+    return CatalogBuilder().with_stream(stream, mode).build()
+
+
+def query(request) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+
+
+def records_of(output, stream: str) -> list[dict[str, Any]]:
+    records = [m.record.data for m in output.records if m.record.stream == stream]
+    validate_records(stream, records)
+    return records
+
+
+def states_of(output) -> list[dict[str, Any]]:
+    return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """The CDK's retry handlers sleep between attempts; the tests only count the attempts."""
+    import airbyte_cdk.sources.streams.http.rate_limiting as rate_limiting
+
+    monkeypatch.setattr(rate_limiting.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
+
+
+def test_attributes_become_one_record_per_option(lwa, requests_mock, config):
+    route = requests_mock.get(f"{API_URL}/attributes", json=ATTRIBUTES)
+    output = read(SourceSpInvoices(), config, catalog("invoice_attributes"))
+    assert records_of(output, "invoice_attributes") == [
+        {
+            "attribute": "invoiceStatus",
+            "value": "AUTHORIZED",
+            "description": "The government authorized the invoice.",
+        },
+        {
+            "attribute": "invoiceStatus",
+            "value": "CANCELED",
+            "description": "The invoice is canceled.",
+        },
+        {"attribute": "invoiceType", "value": "SHIPMENT", "description": "Shipment invoice."},
+        {"attribute": "transactionType", "value": "CUSTOMER_SALES", "description": "Sales."},
+    ]
+    request = route.last_request
+    assert query(request) == {"marketplaceId": "A2Q3Y263D00KWC"}
+    assert request.headers["x-amz-access-token"] == "Atza|unit-test-access-token"
+    assert "Authorization" not in request.headers
+
+
+def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
+    lwa, requests_mock, config
+):
+    # 2024-01-01 .. 2024-01-15 in 7-day windows: [01, 08) and [08, 15)
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        [
+            {"json": {"invoices": [invoice(1, "2024-01-01T00:00:00.000Z")], "nextToken": "page-2"}},
+            {"json": {"invoices": [invoice(2, "2024-01-07T23:59:59.999Z")]}},
+            {
+                "json": {
+                    "invoices": [
+                        invoice(3, "2024-01-08T00:00:00Z"),
+                        invoice(4, "2024-01-14T10:00:00Z"),
+                    ]
+                }
+            },
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental))
+    assert [r["id"] for r in records_of(output, "invoices")] == ["inv-1", "inv-2", "inv-3", "inv-4"]
+    first, second, third = (query(r) for r in route.request_history)
+    assert first == {
+        "marketplaceId": "A2Q3Y263D00KWC",
+        "dateStart": "2024-01-01T00:00:00Z",
+        "dateEnd": "2024-01-08T00:00:00Z",
+        "pageSize": "200",
+        "sortBy": "START_DATE_TIME",
+        "sortOrder": "ASC",
+    }
+    assert second == {"marketplaceId": "A2Q3Y263D00KWC", "nextToken": "page-2"}
+    assert (
+        third["dateStart"] == "2024-01-08T00:00:00Z" and third["dateEnd"] == "2024-01-15T00:00:00Z"
+    )
+    assert states_of(output) == [
+        {"date": "2024-01-08T00:00:00Z", "resume_from": "2024-01-08T00:00:00Z"},
+        {"date": "2024-01-15T00:00:00Z"},
+    ]
+
+
+def test_an_invoice_on_a_window_boundary_is_read_once(lwa, requests_mock, config):
+    boundary = invoice(9, "2024-01-08T00:00:00.000Z")
+    requests_mock.get(f"{API_URL}/invoices", json={"invoices": [boundary]})  # both windows see it
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    assert [r["id"] for r in records_of(output, "invoices")] == ["inv-9"]
+
+
+def test_filters_are_sent_with_the_first_page_only(lwa, requests_mock, config):
+    config.update(
+        statuses=["CANCELED"], invoice_type="SHIPMENT", series="2", invoices_window_days=30
+    )
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        [{"json": {"invoices": [], "nextToken": "t"}}, {"json": {"invoices": []}}],
+    )
+    read(SourceSpInvoices(), config, catalog("invoices"))
+    first, second = (query(r) for r in route.request_history)
+    assert (first["statuses"], first["invoiceType"], first["series"]) == (
+        "CANCELED",
+        "SHIPMENT",
+        "2",
+    )
+    assert second == {"marketplaceId": "A2Q3Y263D00KWC", "nextToken": "t"}
+
+
+def window_starts(route) -> list[str]:
+    return [query(r)["dateStart"] for r in route.request_history]
+
+
+def test_incremental_reads_from_the_cursor_minus_the_lookback(lwa, requests_mock, config):
+    config.update(invoices_window_days=1, lookback_days=2)
+    route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-12T00:00:00Z"}).build()
+    output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
+    assert window_starts(route) == [f"2024-01-{d:02d}T00:00:00Z" for d in range(10, 15)]
+    assert states_of(output)[-1] == {"date": "2024-01-15T00:00:00Z"}
+
+
+def test_an_interrupted_sync_resumes_at_its_first_unfinished_window(lwa, requests_mock, config):
+    config.update(invoices_window_days=1, lookback_days=2)
+    route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    saved = {"date": "2024-01-12T00:00:00Z", "resume_from": "2024-01-13T00:00:00Z"}
+    state = StateBuilder().with_stream_state("invoices", saved).build()
+    read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
+    assert window_starts(route) == ["2024-01-13T00:00:00Z", "2024-01-14T00:00:00Z"]
+
+
+def test_the_cursor_never_moves_backwards_during_the_lookback(lwa, requests_mock, config):
+    config.update(
+        invoices_window_days=1, lookback_days=3, replication_end_date="2024-01-13T00:00:00Z"
+    )
+    requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-13T00:00:00Z"}).build()
+    output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
+    assert [s["date"] for s in states_of(output)] == ["2024-01-13T00:00:00Z"] * 3
+
+
+def test_full_refresh_ignores_the_state(lwa, requests_mock, config):
+    route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-12T00:00:00Z"}).build()
+    read(SourceSpInvoices(), config, catalog("invoices"), state)
+    assert window_starts(route) == ["2024-01-01T00:00:00Z", "2024-01-08T00:00:00Z"]
+
+
+def test_an_unreadable_state_fails_clearly_instead_of_starting_over(lwa, requests_mock, config):
+    route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    state = StateBuilder().with_stream_state("invoices", {"date": "yesterday"}).build()
+    output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
+    assert route.call_count == 0
+    assert "has date='yesterday', which is not a date-time" in output.errors[0].trace.error.message
+
+
+def test_429_waits_and_retries(lwa, requests_mock, config):
+    config["invoices_window_days"] = 30
+    quota = {"errors": [{"code": "QuotaExceeded", "message": "You exceeded your quota."}]}
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        [
+            {"status_code": 429, "json": quota, "headers": {"x-amzn-RateLimit-Limit": "0.5"}},
+            {"json": {"invoices": [invoice(1, "2024-01-02T00:00:00Z")]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    assert len(records_of(output, "invoices")) == 1 and route.call_count == 2
+    assert output.is_in_logs("Amazon applies 0.5 requests/s to getInvoices")
+
+
+def test_server_errors_and_dropped_connections_are_retried(lwa, requests_mock, config):
+    import requests
+
+    config["invoices_window_days"] = 30
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        [
+            {
+                "status_code": 503,
+                "json": {"errors": [{"code": "ServiceUnavailable", "message": "x"}]},
+            },
+            {"exc": requests.ConnectionError("reset by peer")},
+            {"status_code": 500, "text": "oops"},
+            {"json": {"invoices": [invoice(1, "2024-01-02T00:00:00Z")]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    assert len(records_of(output, "invoices")) == 1 and route.call_count == 4
+
+
+def test_a_400_fails_with_amazons_message_and_the_request_id(lwa, requests_mock, config):
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=400,
+        json={
+            "errors": [{"code": "InvalidInput", "message": "Invalid dateStart.", "details": "bad"}]
+        },
+        headers={"x-amzn-RequestId": "req-123"},
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    message = output.errors[0].trace.error.message
+    assert "Amazon rejected getInvoices: InvalidInput: Invalid dateStart. (bad)" in message
+    assert "x-amzn-RequestId req-123" in message
+    assert not output.records
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_retried(lwa, requests_mock, config):
+    config["invoices_window_days"] = 30
+    expired = {
+        "errors": [
+            {
+                "code": "Unauthorized",
+                "message": "Access to requested resource is denied.",
+                "details": "The access token you provided has expired.",
+            }
+        ]
+    }
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        [{"status_code": 403, "json": expired}, {"json": {"invoices": []}}],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    assert not output.errors
+    assert lwa.call_count == 2
+
+
+def test_a_403_without_expiry_is_a_config_error_about_the_role(lwa, requests_mock, config):
+    denied = {
+        "errors": [
+            {
+                "code": "Unauthorized",
+                "message": "Access to requested resource is denied.",
+                "details": "",
+            }
+        ]
+    }
+    requests_mock.get(f"{API_URL}/attributes", status_code=403, json=denied)
+    output = read(SourceSpInvoices(), config, catalog("invoice_attributes"))
+    error = output.errors[0].trace.error
+    assert error.failure_type.value == "config_error"
+    assert "Tax Invoicing role" in error.message and "Unauthorized" in error.message
+
+
+def test_no_secret_reaches_the_output(lwa, requests_mock, config, capfd):
+    requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    output = read(SourceSpInvoices(), config, catalog("invoices"), debug=True)
+    printed = capfd.readouterr().out + "\n".join(map(str, output._messages))
+    assert "'x-amz-access-token': '****'" in printed  # the debug log of each request was seen
+    for secret in (
+        "unit-test-client-secret-0123",
+        "Atzr|unit-test-refresh-token-0123",
+        "Atza|unit-test-access-token",
+    ):
+        assert secret not in printed
