@@ -26,6 +26,13 @@ def _is_date_time(value: object) -> bool:
     return "T" in value and parsed.tzinfo is not None
 
 
+@FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    from datetime import date
+
+    return not isinstance(value, str) or date.fromisoformat(value).isoformat() == value
+
+
 @cache
 def stream_schema(stream: str) -> dict[str, Any]:
     path = resources.files("source_sp_invoices").joinpath(f"schemas/{stream}.json")

@@ -59,6 +59,26 @@ class InvoiceFilters:
                 params[key] = value
         return params
 
+    def export_body(self) -> dict[str, Any]:
+        """The filters as fields of createInvoicesExport's JSON body."""
+        body: dict[str, Any] = {}
+        if self.statuses:
+            body["statuses"] = list(self.statuses)
+        for key, value in (
+            ("invoiceType", self.invoice_type),
+            ("transactionType", self.transaction_type),
+            ("series", self.series),
+            ("externalInvoiceId", self.external_invoice_id),
+        ):
+            if value:
+                body[key] = value
+        if self.transaction_identifier_name and self.transaction_identifier_id:
+            body["transactionIdentifier"] = {
+                "name": self.transaction_identifier_name,
+                "id": self.transaction_identifier_id,
+            }
+        return body
+
 
 @dataclass(frozen=True)
 class Config:
@@ -74,6 +94,7 @@ class Config:
     end: datetime | None  # None: up to the moment each sync starts
     invoices_window: timedelta = timedelta(days=settings.DEFAULT_INVOICES_WINDOW_DAYS)
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
+    documents_window_days: int = settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
@@ -152,6 +173,9 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
             days=raw.get("invoices_window_days", settings.DEFAULT_INVOICES_WINDOW_DAYS)
         ),
         lookback=timedelta(days=raw.get("lookback_days", settings.DEFAULT_LOOKBACK_DAYS)),
+        documents_window_days=raw.get(
+            "documents_window_days", settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
+        ),
         filters=InvoiceFilters(
             statuses=tuple(raw.get("statuses") or ()),
             invoice_type=raw.get("invoice_type") or None,

@@ -20,6 +20,9 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 from source_sp_invoices import settings
 from source_sp_invoices.rate_limits import RateLimits, operation_of
 
+# (operation, status) pairs that are answers, not failures: the caller reads the status.
+ANSWERS = {("getInvoicesExport", 404)}  # the export is gone: the pipeline creates it again
+
 ROLE_HINT = (
     "Amazon refused access (403). The SP-API app may lack the restricted Tax Invoicing role, or "
     "the seller's authorization (the refresh token) may not include it: check the app's roles in "
@@ -92,6 +95,10 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
         operation = (
             operation_of(request.method or "", request.url or "") if request else None
         ) or "SP-API"
+        if (operation, status) in ANSWERS:
+            return ErrorResolution(
+                response_action=ResponseAction.IGNORE, failure_type=None, error_message=None
+            )
         if status == 403 and "expired" in response.text.lower():
             return ErrorResolution(
                 response_action=ResponseAction.REFRESH_TOKEN_THEN_RETRY,

@@ -100,3 +100,14 @@ TOKEN_REFRESH_MARGIN_SECONDS: Final = 60
 
 DEFAULT_INVOICES_WINDOW_DAYS: Final = 7
 DEFAULT_LOOKBACK_DAYS: Final = 3
+
+# The export pipeline (invoice_documents).
+DEFAULT_DOCUMENTS_WINDOW_DAYS: Final = 1  # Amazon: one-day ranges process fastest
+EXPORT_ATTEMPTS: Final = 3  # creations of one window's export before the sync fails
+DOWNLOAD_ATTEMPTS: Final = 3  # fresh URLs for one document (expired, truncated) before failing
+DEFAULT_EXPORTS_AHEAD: Final = 3  # exports created before the window being downloaded needs them
+EXPORT_POLL_FIRST_SECONDS: Final = 1.0  # first poll of a new export; doubles up to the cap
+EXPORT_POLL_MAX_SECONDS: Final = 30.0
+EXPORTS_PAGE_SIZE: Final = 100  # getInvoicesExports' maximum
+MAX_XML_ENTRY_BYTES: Final = 50 * 1024 * 1024  # an NF-e is 5-20 KB; more is a ZIP bomb
+DOWNLOAD_CHUNK_BYTES: Final = 1024 * 1024

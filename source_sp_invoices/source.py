@@ -16,7 +16,12 @@ from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import Config, parse_config
 from source_sp_invoices.errors import host_of
 from source_sp_invoices.rate_limits import RateLimits
-from source_sp_invoices.streams import InvoiceAttributes, Invoices
+from source_sp_invoices.streams import (
+    InvoiceAttributes,
+    InvoiceDocuments,
+    InvoiceExports,
+    Invoices,
+)
 
 CHECK_MAX_RETRIES = 2  # a check answers in seconds; a sync retries longer
 
@@ -57,6 +62,8 @@ class SourceSpInvoices(AbstractSource):
         return [
             InvoiceAttributes(parsed, authenticator, rate_limits),
             Invoices(parsed, authenticator, rate_limits),
+            InvoiceExports(parsed, authenticator, rate_limits),
+            InvoiceDocuments(parsed, authenticator, rate_limits),
         ]
 
 

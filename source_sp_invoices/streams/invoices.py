@@ -10,8 +10,8 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
-from source_sp_invoices.config import ConfigError
 from source_sp_invoices.streams.base import SpApiStream
+from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
 
 
@@ -141,14 +141,7 @@ class Invoices(SpApiStream):
         self._state = state
 
     def _state_datetime(self, key: str) -> datetime:
-        value = self._state[key]
-        try:
-            return parse_datetime(value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"The saved state of stream `{self.name}` has {key}={value!r}, which is not a "
-                "date-time like 2024-01-01T00:00:00Z. Fix the state or reset the stream."
-            ) from None
+        return read_state_datetime(self.name, self._state, key)
 
 
 def _issue_date(invoice: Mapping[str, Any]) -> datetime | None:

@@ -1,0 +1,285 @@
+"""The export pipeline: windows of days -> exports -> documents -> invoice XML entries.
+
+Each window of whole UTC days goes through one export job:
+
+    NEW --create--> REQUESTED/PROCESSING --poll--> DONE --documents--> (window complete)
+                          |                  |
+                          +------ ERROR -----+--> NEW again (bounded), then the sync fails
+
+Jobs live in a table keyed by window, not in the position of a loop, so several exports can be in
+flight while the earliest window is downloaded, and a killed sync resumes from the export ids its
+state recorded. The network, the clock and the ZIP reader are passed in, so tests drive every
+transition without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import IO, Any, Protocol
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_sp_invoices import settings
+from source_sp_invoices.zip_reader import CorruptDocument, XmlEntry, read_entries
+
+NEW, REQUESTED, PROCESSING, DONE, ERROR = "NEW", "REQUESTED", "PROCESSING", "DONE", "ERROR"
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """A range of whole UTC days, both ends included, as createInvoicesExport takes them."""
+
+    first: date
+    last: date
+
+    @property
+    def key(self) -> str:
+        return f"{self.first.isoformat()}/{self.last.isoformat()}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Window:
+        first, last = key.split("/")
+        return cls(date.fromisoformat(first), date.fromisoformat(last))
+
+    def __str__(self) -> str:
+        return f"{self.first}..{self.last}"
+
+
+def day_windows(first: date, last: date, days: int) -> list[Window]:
+    """Consecutive windows of `days` days covering first..last (inclusive)."""
+    windows = []
+    while first <= last:
+        end = min(first + timedelta(days=days - 1), last)
+        windows.append(Window(first, end))
+        first = end + timedelta(days=1)
+    return windows
+
+
+@dataclass
+class Job:
+    """Where one window's export is; only export_id and documents_done outlive a sync."""
+
+    window: Window
+    export_id: str | None = None
+    status: str = NEW
+    attempts: int = 0  # exports created for this window in this sync
+    document_ids: list[str] = field(default_factory=list)
+    documents_done: list[str] = field(default_factory=list)
+    next_poll_at: float = 0.0
+    poll_interval: float = settings.EXPORT_POLL_FIRST_SECONDS
+    polls: int = 0
+
+    def saved(self) -> dict[str, Any]:
+        return {"exportId": self.export_id, "documentsDone": list(self.documents_done)}
+
+
+class ExportsApi(Protocol):
+    """The four calls the pipeline makes; the stream implements them over the CDK's HTTP client."""
+
+    def create_export(self, window: Window) -> str: ...
+
+    def get_export(self, export_id: str) -> Mapping[str, Any] | None:
+        """The Export object, or None when Amazon no longer knows the id."""
+
+    def download_document(self, document_id: str, sink: IO[bytes]) -> None:
+        """Get a fresh URL for the document and download it into `sink` at once."""
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class ExportFailed(AirbyteTracedException):
+    """A window's export kept ending in ERROR: the sync stops rather than skip the window."""
+
+    def __init__(self, window: Window, export_id: str | None, reason: str) -> None:
+        message = (
+            f"Amazon could not export the invoices of {window} "
+            f"({settings.EXPORT_ATTEMPTS} attempts, last export {export_id}): {reason}. "
+            "The window was not skipped: the next sync tries it again."
+        )
+        super().__init__(message=message, internal_message=message)
+
+
+class DocumentUnreadable(AirbyteTracedException):
+    """A document stayed unreadable after fresh downloads."""
+
+    def __init__(self, document_id: str, window: Window, reason: str) -> None:
+        message = (
+            f"Document {document_id} of {window} could not be read after "
+            f"{settings.DOWNLOAD_ATTEMPTS} downloads: {reason}"
+        )
+        super().__init__(
+            message=message, internal_message=message, failure_type=FailureType.transient_error
+        )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An invoice XML read from a document, with where it came from."""
+
+    window: Window
+    export_id: str
+    document_id: str
+    xml: XmlEntry
+
+
+CHECKPOINT = object()  # yielded when the pending exports changed and should be saved
+
+
+class ExportPipeline:
+    """Drives the jobs of all windows of a sync; read_window() completes them in order."""
+
+    def __init__(
+        self,
+        api: ExportsApi,
+        windows: list[Window],
+        saved: Mapping[str, Mapping[str, Any]],
+        logger: logging.Logger,
+        ahead: int = settings.DEFAULT_EXPORTS_AHEAD,
+        clock: Clock | None = None,
+        spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
+    ) -> None:
+        self._api = api
+        self._clock = clock or SystemClock()
+        self._logger = logger
+        self._ahead = max(1, ahead)
+        self._spool = spool
+        self._jobs: dict[str, Job] = {}
+        for window in windows:
+            job = Job(window)
+            previous = saved.get(window.key) or {}
+            if previous.get("exportId"):
+                job.export_id = previous["exportId"]
+                job.status = REQUESTED  # unknown until polled, which happens at once
+                job.documents_done = list(previous.get("documentsDone") or [])
+            self._jobs[window.key] = job
+
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """The exports created and not yet fully read, for the stream's state."""
+        return {key: job.saved() for key, job in self._jobs.items() if job.export_id}
+
+    def read_window(self, window: Window) -> Iterator[Entry | object]:
+        """Complete one window: create, poll, download; yield its entries and checkpoints."""
+        job = self._jobs[window.key]
+        while job.status != DONE:
+            if self._create_ahead(window):
+                yield CHECKPOINT
+            if self._poll_due():
+                yield CHECKPOINT
+            if job.status != DONE:
+                self._wait_for_next_poll()
+        for document_id in job.document_ids:
+            if document_id in job.documents_done:
+                continue
+            count = 0
+            for entry in self._read_document(job, document_id):
+                count += 1
+                yield entry
+            job.documents_done.append(document_id)
+            self._logger.info(f"Window {window}: document {document_id} gave {count} invoice(s).")
+            yield CHECKPOINT
+        del self._jobs[window.key]
+
+    def _in_flight(self) -> list[Job]:
+        return [job for job in self._jobs.values() if job.status in (REQUESTED, PROCESSING)]
+
+    def _create_ahead(self, window: Window) -> bool:
+        """Create exports in window order, this window's first, up to `ahead` not yet read."""
+        created = False
+        outstanding = sum(1 for job in self._jobs.values() if job.export_id)
+        for job in self._jobs.values():
+            if job.status == NEW and (job.window == window or outstanding < self._ahead):
+                self._create(job)
+                outstanding += 1
+                created = True
+            if outstanding >= self._ahead:
+                break
+        return created
+
+    def _create(self, job: Job) -> None:
+        job.export_id = self._api.create_export(job.window)
+        job.attempts += 1
+        job.status = REQUESTED
+        job.document_ids, job.documents_done, job.polls = [], [], 0
+        job.poll_interval = settings.EXPORT_POLL_FIRST_SECONDS
+        job.next_poll_at = self._clock.now() + job.poll_interval
+        self._logger.info(
+            f"Window {job.window}: created export {job.export_id} (attempt {job.attempts})."
+        )
+
+    def _poll_due(self) -> bool:
+        """Poll every in-flight export whose time has come; True if one had to be re-created."""
+        recreated = False
+        now = self._clock.now()
+        for job in self._in_flight():
+            if job.next_poll_at > now:
+                continue
+            assert job.export_id is not None
+            export = self._api.get_export(job.export_id)
+            job.polls += 1
+            status = (export or {}).get("status", "GONE")
+            self._logger.info(
+                f"Window {job.window}: export {job.export_id} is {status} (poll {job.polls})."
+            )
+            if status == DONE:
+                job.status = DONE
+                job.document_ids = list(export.get("invoicesDocumentIds") or [])  # type: ignore[union-attr]
+            elif status in (REQUESTED, PROCESSING):
+                job.status = status
+                job.poll_interval = min(job.poll_interval * 2, settings.EXPORT_POLL_MAX_SECONDS)
+                job.next_poll_at = self._clock.now() + job.poll_interval
+            else:  # ERROR, gone, or a status this connector does not know
+                reason = (export or {}).get("errorMessage") or f"export {status}"
+                if job.attempts >= settings.EXPORT_ATTEMPTS:
+                    raise ExportFailed(job.window, job.export_id, reason)
+                self._logger.warning(
+                    f"Window {job.window}: export {job.export_id} ended in {status} ({reason}); "
+                    "creating it again."
+                )
+                self._create(job)
+                recreated = True
+        return recreated
+
+    def _wait_for_next_poll(self) -> None:
+        due = min((job.next_poll_at for job in self._in_flight()), default=self._clock.now())
+        delay = due - self._clock.now()
+        if delay > 0:
+            self._clock.sleep(delay)
+
+    def _read_document(self, job: Job, document_id: str) -> Iterator[Entry]:
+        """Download a document into a spool file and read it; download again when unreadable."""
+        emitted: set[str] = set()  # entries already read from an earlier, broken download
+        reason = ""
+        for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
+            with self._spool() as spool:
+                self._api.download_document(document_id, spool)
+                spool.seek(0)
+                try:
+                    for xml in read_entries(spool, skip=frozenset(emitted)):
+                        emitted.add(xml.file_name)
+                        yield Entry(job.window, job.export_id or "", document_id, xml)
+                    return
+                except CorruptDocument as error:
+                    reason = str(error)
+                    self._logger.warning(
+                        f"Window {job.window}: document {document_id} is unreadable ({reason}); "
+                        f"downloading it again with a fresh URL (attempt {attempt})."
+                    )
+        raise DocumentUnreadable(document_id, job.window, reason)

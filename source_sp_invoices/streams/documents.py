@@ -1,0 +1,257 @@
+"""invoice_documents: one record per invoice XML of the export documents, window by window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from datetime import timedelta
+from typing import IO, Any
+
+import requests
+from airbyte_cdk.models import AirbyteMessage, FailureType, SyncMode
+from airbyte_cdk.sources.streams.call_rate import APIBudget
+from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import (
+    DEFAULT_ERROR_MAPPING,
+)
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    ErrorResolution,
+    ResponseAction,
+)
+from airbyte_cdk.sources.streams.http.http_client import HttpClient
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_sp_invoices import settings
+from source_sp_invoices.config import ConfigError
+from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window, day_windows
+from source_sp_invoices.streams.base import SpApiStream
+from source_sp_invoices.streams.state import read_state_date, state_message
+
+# The pre-signed S3 URL answers 403 (or 400) once it has expired, 404 if it is wrong: the
+# caller asks Amazon for a fresh URL instead of retrying the same one.
+_REFRESH_URL = ErrorResolution(
+    response_action=ResponseAction.IGNORE, failure_type=None, error_message=None
+)
+DOWNLOAD_ERRORS = {**DEFAULT_ERROR_MAPPING, 400: _REFRESH_URL, 403: _REFRESH_URL, 404: _REFRESH_URL}
+
+
+class DocumentDownloadFailed(AirbyteTracedException):
+    def __init__(self, document_id: str, reason: str) -> None:
+        message = (
+            f"Document {document_id} could not be downloaded with {settings.DOWNLOAD_ATTEMPTS} "
+            f"fresh URLs: {reason}"
+        )
+        super().__init__(
+            message=message, internal_message=message, failure_type=FailureType.transient_error
+        )
+
+
+class InvoiceDocuments(SpApiStream):
+    """Exports are created per window of whole UTC days and read to the last invoice.
+
+    State: {"dateEnd": D} means every day up to D (included) was read completely; while a sync
+    runs, "resume_from" is its first unfinished day and "exports" the export ids created for
+    unfinished windows, with the documents already read, so that a killed sync polls those
+    exports again instead of creating new ones.
+    """
+
+    name = "invoice_documents"
+    primary_key = "invoiceId"
+    cursor_field = "dateEnd"
+    state_checkpoint_interval = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._state: MutableMapping[str, Any] = {}
+        self._pipeline: ExportPipeline | None = None
+        self._windows: list[Window] = []
+        self._downloads = HttpClient(
+            name=f"{self.name}_download",
+            logger=self.logger,
+            error_handler=HttpStatusErrorHandler(
+                self.logger, DOWNLOAD_ERRORS, max_retries=self._max_retries
+            ),
+            api_budget=APIBudget(policies=[]),
+            authenticator=None,  # the S3 URL is pre-signed: no SP-API or LWA header leaves
+        )
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        return self._state
+
+    @state.setter
+    def state(self, value: MutableMapping[str, Any]) -> None:
+        self._state = dict(value or {})
+        for key in ("dateEnd", "resume_from"):
+            if key in self._state:
+                read_state_date(self.name, self._state, key)
+        exports = self._state.get("exports", {})
+        try:
+            for key, export in exports.items():
+                Window.from_key(key)
+                assert isinstance(export, dict) and isinstance(export.get("exportId"), str)
+        except (AttributeError, AssertionError, ValueError):
+            raise ConfigError(
+                f"The saved state of stream `{self.name}` has exports={exports!r}, which is not "
+                'a map of "YYYY-MM-DD/YYYY-MM-DD" windows to {"exportId": ...}. Fix the state '
+                "or reset the stream."
+            ) from None
+
+    def path(self, **kwargs: Any) -> str:
+        return "exports"
+
+    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
+        return None
+
+    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
+        yield from ()  # records come from the export pipeline, not from one response
+
+    def stream_slices(
+        self, sync_mode: SyncMode, stream_state: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Iterable[Mapping[str, Any] | None]:
+        first = self.config.start.date()
+        incremental = sync_mode == SyncMode.incremental
+        if incremental and "resume_from" in self._state:
+            first = max(first, read_state_date(self.name, self._state, "resume_from"))
+        elif incremental and "dateEnd" in self._state:
+            done = read_state_date(self.name, self._state, "dateEnd")
+            first = max(first, done + timedelta(days=1) - self.config.lookback)
+        # Only whole days are exported: the day of the end is read by the next sync.
+        last = self.config.end_or_now().date() - timedelta(days=1)
+        self._windows = day_windows(first, last, self.config.documents_window_days)
+        saved = self._state.get("exports", {}) if incremental else {}
+        planned = {window.key for window in self._windows}
+        for key in sorted(set(saved) - planned):
+            self.logger.info(f"Dropping saved export of {key}: outside this sync's windows.")
+        self._pipeline = ExportPipeline(
+            _SpApiExports(self),
+            self._windows,
+            {k: v for k, v in saved.items() if k in planned},
+            self.logger,
+        )
+        self.logger.info(
+            f"{self.name}: {len(self._windows)} window(s) of up to "
+            f"{self.config.documents_window_days} day(s) from {first} to {last}"
+        )
+        for number, window in enumerate(self._windows, 1):
+            yield {"window": window.key, "number": f"{number}/{len(self._windows)}"}
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: list[str] | None = None,
+        stream_slice: Mapping[str, Any] | None = None,
+        stream_state: Mapping[str, Any] | None = None,
+    ) -> Iterable[Mapping[str, Any] | AirbyteMessage]:
+        assert stream_slice is not None and self._pipeline is not None
+        window = Window.from_key(stream_slice["window"])
+        self.logger.info(f"{self.name}: window {stream_slice['number']} {window}")
+        count = 0
+        for event in self._pipeline.read_window(window):
+            if event is CHECKPOINT:
+                self._state = self._current_state(window, finished=False)
+                yield state_message(self.name, self._state)
+            else:
+                assert isinstance(event, Entry)
+                count += 1
+                yield _record(event)
+        self._state = self._current_state(window, finished=True)
+        self.logger.info(f"{self.name}: window {window} done, {count} invoice(s)")
+
+    def _current_state(self, window: Window, finished: bool) -> MutableMapping[str, Any]:
+        """The cursor only passes a window once all of its documents were read."""
+        assert self._pipeline is not None
+        state: MutableMapping[str, Any] = {}
+        done = window.last if finished else window.first - timedelta(days=1)
+        previous = self._state.get("dateEnd")
+        if previous and read_state_date(self.name, self._state, "dateEnd") > done:
+            state["dateEnd"] = previous
+        elif done >= self.config.start.date():
+            state["dateEnd"] = done.isoformat()
+        if not finished or window != self._windows[-1]:
+            state["resume_from"] = window.last + timedelta(days=1) if finished else window.first
+            state["resume_from"] = state["resume_from"].isoformat()
+        pending = self._pipeline.pending()
+        if pending:
+            state["exports"] = pending
+        return state
+
+
+def _record(entry: Entry) -> dict[str, Any]:
+    return {
+        "invoiceId": entry.xml.invoice_id,
+        "exportId": entry.export_id,
+        "invoicesDocumentId": entry.document_id,
+        "fileName": entry.xml.file_name,
+        "dateStart": entry.window.first.isoformat(),
+        "dateEnd": entry.window.last.isoformat(),
+        "xml": entry.xml.xml,
+    }
+
+
+class _SpApiExports:
+    """The pipeline's calls over the stream's CDK HTTP client: retries, errors and budget."""
+
+    def __init__(self, stream: InvoiceDocuments) -> None:
+        self._stream = stream
+        self._client: HttpClient = stream._http_client
+        self._base = stream.url_base
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        _, response = self._client.send_request(
+            http_method=method,
+            url=self._base + path,
+            request_kwargs={"timeout": settings.REQUEST_TIMEOUT},
+            **kwargs,
+        )
+        return response
+
+    def create_export(self, window: Window) -> str:
+        config = self._stream.config
+        body = {
+            "marketplaceId": config.marketplace_id,
+            "dateStart": window.first.isoformat(),
+            "dateEnd": window.last.isoformat(),
+            "fileFormat": "XML",
+            **config.filters.export_body(),
+        }
+        export_id = self._send("POST", "exports", json=body).json().get("exportId")
+        if not export_id:
+            raise AirbyteTracedException(
+                message=f"createInvoicesExport for {window} answered without an exportId."
+            )
+        return str(export_id)
+
+    def get_export(self, export_id: str) -> Mapping[str, Any] | None:
+        response = self._send("GET", f"exports/{export_id}")
+        if response.status_code == 404:
+            return None
+        return response.json().get("export") or {}
+
+    def download_document(self, document_id: str, sink: IO[bytes]) -> None:
+        reason = ""
+        for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
+            document = self._send("GET", f"documents/{document_id}").json()
+            url = (document.get("invoicesDocument") or {}).get("invoicesDocumentUrl")
+            if not url:
+                raise AirbyteTracedException(
+                    message=f"getInvoicesDocument for {document_id} answered without a URL."
+                )
+            sink.seek(0)
+            sink.truncate()
+            try:
+                _, response = self._stream._downloads.send_request(
+                    http_method="GET",
+                    url=url,
+                    request_kwargs={"stream": True, "timeout": settings.REQUEST_TIMEOUT},
+                )
+                if response.ok:
+                    for chunk in response.iter_content(settings.DOWNLOAD_CHUNK_BYTES):
+                        sink.write(chunk)
+                    return
+                reason = f"the download URL answered HTTP {response.status_code}"
+            except requests.RequestException as error:  # connection dropped mid-body
+                reason = f"the download broke off ({type(error).__name__})"
+            self._stream.logger.warning(
+                f"Document {document_id}: {reason}; asking for a fresh URL (attempt {attempt})."
+            )
+        raise DocumentDownloadFailed(document_id, reason)

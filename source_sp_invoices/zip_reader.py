@@ -1,0 +1,100 @@
+"""Reading an export document: a ZIP of NF-e XML files, one invoice each, named by invoice id.
+
+The ZIP is read from a file on disk, one entry at a time, so memory stays bounded whatever the
+size of the document; each entry is bounded too, so that a ZIP bomb fails instead of filling
+memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from source_sp_invoices import settings
+
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+class CorruptDocument(Exception):
+    """The document is not a readable ZIP (truncated, corrupt): download it again."""
+
+
+class InvalidEntry(Exception):
+    """One entry cannot be used (too large, not decodable); the message names it."""
+
+
+@dataclass(frozen=True)
+class XmlEntry:
+    """One invoice of a document: its file name, its invoice id and its XML text."""
+
+    file_name: str
+    invoice_id: str
+    xml: str
+
+
+def decode_xml(data: bytes) -> str:
+    """XML bytes as text: a BOM wins, then the declared encoding, then UTF-8."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data.decode(codec)
+    declared = _DECLARED_ENCODING.match(data[:200])
+    encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise InvalidEntry(f"declares the unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidEntry(
+            f"is not valid {encoding}: {error.reason} at byte {error.start}"
+        ) from None
+
+
+def invoice_id_of(file_name: str) -> str:
+    """The invoice id is the entry's file name without its directory and .xml extension."""
+    base = file_name.rsplit("/", 1)[-1]
+    return base[:-4] if base.lower().endswith(".xml") else base
+
+
+def read_entries(
+    file: IO[bytes],
+    skip: frozenset[str] = frozenset(),
+    max_entry_bytes: int = settings.MAX_XML_ENTRY_BYTES,
+) -> Iterator[XmlEntry]:
+    """Yield every XML entry of the ZIP in `file`, except the file names in `skip`."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CorruptDocument(f"not a readable ZIP: {error}") from error
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir() or info.filename in skip:
+                continue
+            if info.file_size > max_entry_bytes:
+                raise InvalidEntry(
+                    f"{info.filename} would decompress to {info.file_size} bytes, more than the "
+                    f"limit of {max_entry_bytes}"
+                )
+            try:
+                with archive.open(info) as entry:
+                    data = entry.read(max_entry_bytes + 1)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+                raise CorruptDocument(f"entry {info.filename} cannot be read: {error}") from error
+            if len(data) > max_entry_bytes:
+                raise InvalidEntry(f"{info.filename} decompresses past {max_entry_bytes} bytes")
+            try:
+                text = decode_xml(data)
+            except InvalidEntry as error:
+                raise InvalidEntry(f"{info.filename} {error}") from None
+            yield XmlEntry(info.filename, invoice_id_of(info.filename), text)

@@ -1,0 +1,223 @@
+"""The export pipeline's state machine, driven by a fake API and a fake clock: no sleeping."""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from datetime import date
+
+import pytest
+
+from source_sp_invoices import settings
+from source_sp_invoices.exports import (
+    CHECKPOINT,
+    DocumentUnreadable,
+    Entry,
+    ExportFailed,
+    ExportPipeline,
+    Window,
+    day_windows,
+)
+
+logger = logging.getLogger("test")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.time += seconds
+
+
+def zip_bytes(names: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in names:
+            archive.writestr(f"{name}.xml", f"<NFe>{name}</NFe>")
+    return buffer.getvalue()
+
+
+class FakeApi:
+    """Exports become DONE after `polls_until_done` polls; scripted statuses override that."""
+
+    def __init__(self, documents: dict[str, list[str]], polls_until_done: int = 2) -> None:
+        self.documents = documents  # document id -> invoice ids; doc ids are "<window key>#n"
+        self.polls_until_done = polls_until_done
+        self.created: list[tuple[str, str]] = []  # (window key, export id)
+        self.polls: dict[str, int] = {}
+        self.script: dict[str, list[dict]] = {}  # export id -> statuses to answer first
+        self.downloads: list[str] = []
+        self.broken_downloads: dict[str, int] = {}  # document id -> how many come truncated
+
+    def create_export(self, window: Window) -> str:
+        export_id = f"E{len(self.created) + 1}"
+        self.created.append((window.key, export_id))
+        return export_id
+
+    def get_export(self, export_id: str):
+        self.polls[export_id] = self.polls.get(export_id, 0) + 1
+        if self.script.get(export_id):
+            return self.script[export_id].pop(0)
+        if self.polls[export_id] < self.polls_until_done:
+            return {"exportId": export_id, "status": "PROCESSING"}
+        window = dict((e, w) for w, e in self.created).get(export_id, "resumed")
+        ids = sorted(d for d in self.documents if d.startswith(window + "#"))
+        return {"exportId": export_id, "status": "DONE", "invoicesDocumentIds": ids}
+
+    def download_document(self, document_id: str, sink) -> None:
+        self.downloads.append(document_id)
+        data = zip_bytes(self.documents[document_id])
+        if self.broken_downloads.get(document_id, 0) > 0:
+            self.broken_downloads[document_id] -= 1
+            data = data[: len(data) // 2]
+        sink.write(data)
+
+
+def run(pipeline: ExportPipeline, windows: list[Window]) -> tuple[list[str], list[dict]]:
+    """All invoice ids read and the pending exports at every checkpoint."""
+    invoices, checkpoints = [], []
+    for window in windows:
+        for event in pipeline.read_window(window):
+            if event is CHECKPOINT:
+                checkpoints.append(pipeline.pending())
+            else:
+                assert isinstance(event, Entry) and event.window == window
+                invoices.append(event.xml.invoice_id)
+    return invoices, checkpoints
+
+
+WINDOWS = day_windows(date(2024, 1, 1), date(2024, 1, 4), 1)
+
+
+def test_day_windows_cover_the_days_once():
+    assert [w.key for w in day_windows(date(2024, 1, 1), date(2024, 1, 8), 3)] == [
+        "2024-01-01/2024-01-03",
+        "2024-01-04/2024-01-06",
+        "2024-01-07/2024-01-08",
+    ]
+    assert day_windows(date(2024, 1, 2), date(2024, 1, 1), 1) == []
+    assert Window.from_key("2024-01-01/2024-01-03") == Window(date(2024, 1, 1), date(2024, 1, 3))
+
+
+def documents_for(windows: list[Window], per_window: int = 1) -> dict[str, list[str]]:
+    return {
+        f"{w.key}#{n}": [f"{w.first}-{n}-{i}" for i in range(3)]
+        for w in windows
+        for n in range(per_window)
+    }
+
+
+def test_every_window_is_exported_polled_downloaded_and_read_in_order():
+    api = FakeApi(documents_for(WINDOWS, per_window=2))
+    clock = FakeClock()
+    invoices, _ = run(ExportPipeline(api, WINDOWS, {}, logger, ahead=1, clock=clock), WINDOWS)
+    assert invoices == [i for d in sorted(api.documents) for i in api.documents[d]]
+    assert [w for w, _ in api.created] == [w.key for w in WINDOWS]
+    assert sorted(api.downloads) == sorted(api.documents)
+    assert clock.time > 0  # it waited for the exports instead of spinning
+
+
+def test_exports_are_created_ahead_up_to_the_bound():
+    api = FakeApi(documents_for(WINDOWS))
+    pipeline = ExportPipeline(api, WINDOWS, {}, logger, ahead=3, clock=FakeClock())
+    events = pipeline.read_window(WINDOWS[0])
+    assert next(events) is CHECKPOINT
+    assert [w for w, _ in api.created] == [w.key for w in WINDOWS[:3]]
+    assert set(pipeline.pending()) == {w.key for w in WINDOWS[:3]}
+
+
+def test_a_checkpoint_follows_every_export_created_and_every_document_read():
+    api = FakeApi(documents_for(WINDOWS[:1], per_window=2))
+    _, checkpoints = run(
+        ExportPipeline(api, WINDOWS[:1], {}, logger, clock=FakeClock()), WINDOWS[:1]
+    )
+    key = WINDOWS[0].key
+    assert checkpoints == [
+        {key: {"exportId": "E1", "documentsDone": []}},
+        {key: {"exportId": "E1", "documentsDone": [f"{key}#0"]}},
+        {key: {"exportId": "E1", "documentsDone": [f"{key}#0", f"{key}#1"]}},
+    ]
+
+
+def test_a_resumed_sync_polls_saved_exports_and_skips_documents_already_read():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window], per_window=2))
+    api.created = [(window.key, "E-saved")]
+    saved = {window.key: {"exportId": "E-saved", "documentsDone": [f"{window.key}#0"]}}
+    invoices, _ = run(ExportPipeline(api, [window], saved, logger, clock=FakeClock()), [window])
+    assert api.created == [(window.key, "E-saved")]  # nothing created again
+    assert api.polls["E-saved"] >= 1
+    assert api.downloads == [f"{window.key}#1"]
+    assert invoices == api.documents[f"{window.key}#1"]
+
+
+def test_an_export_in_error_is_created_again_then_read():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window]))
+    api.script["E1"] = [{"exportId": "E1", "status": "ERROR", "errorMessage": "Internal error"}]
+    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    assert [e for _, e in api.created] == ["E1", "E2"]
+    assert len(invoices) == 3
+
+
+def test_an_export_that_is_gone_is_created_again():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window]))
+    api.script["E-old"] = [None]
+    saved = {window.key: {"exportId": "E-old", "documentsDone": []}}
+    invoices, _ = run(ExportPipeline(api, [window], saved, logger, clock=FakeClock()), [window])
+    assert [e for _, e in api.created] == ["E1"] and len(invoices) == 3
+
+
+def test_a_window_that_keeps_failing_stops_the_sync_naming_the_window_and_amazons_message():
+    window = WINDOWS[1]
+    api = FakeApi(documents_for([window]))
+    failure = {"status": "ERROR", "errorMessage": "Too many invoices in range"}
+    for n in range(1, settings.EXPORT_ATTEMPTS + 1):
+        api.script[f"E{n}"] = [failure]
+    pipeline = ExportPipeline(api, [window], {}, logger, clock=FakeClock())
+    with pytest.raises(ExportFailed) as caught:
+        run(pipeline, [window])
+    assert "2024-01-02..2024-01-02" in caught.value.message
+    assert "Too many invoices in range" in caught.value.message
+    assert len(api.created) == settings.EXPORT_ATTEMPTS
+
+
+def test_an_export_without_documents_completes_its_window_empty():
+    window = WINDOWS[0]
+    api = FakeApi({})
+    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    assert invoices == [] and api.downloads == []
+
+
+def test_a_truncated_document_is_downloaded_again_without_repeating_entries():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window]))
+    api.broken_downloads[f"{window.key}#0"] = 1
+    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    assert invoices == api.documents[f"{window.key}#0"]
+    assert api.downloads == [f"{window.key}#0"] * 2
+
+
+def test_a_document_that_stays_corrupt_fails_loudly():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window]))
+    api.broken_downloads[f"{window.key}#0"] = settings.DOWNLOAD_ATTEMPTS
+    with pytest.raises(DocumentUnreadable, match=f"{window.key}#0 of 2024-01-01..2024-01-01"):
+        run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+
+
+def test_polling_backs_off_to_its_cap():
+    window = WINDOWS[0]
+    api = FakeApi(documents_for([window]), polls_until_done=12)
+    clock = FakeClock()
+    run(ExportPipeline(api, [window], {}, logger, clock=clock), [window])
+    assert api.polls["E1"] == 12
+    # 1, 2, 4, 8 and 16 s between the first polls, then the 30 s cap for the other seven
+    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 7)
