@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -47,7 +48,8 @@ class SourceSpInvoices(AbstractSource):
             stream = InvoiceAttributes(
                 parsed, LwaAuthenticator(parsed), RateLimits(), max_retries=CHECK_MAX_RETRIES
             )
-            options = sum(1 for _ in stream.read_records(sync_mode=SyncMode.full_refresh))
+            with _one_line_errors(stream.logger):
+                options = sum(1 for _ in stream.read_records(sync_mode=SyncMode.full_refresh))
         except AirbyteTracedException as error:
             return False, _check_message(error)
         except requests.RequestException as error:
@@ -65,6 +67,23 @@ class SourceSpInvoices(AbstractSource):
             InvoiceExports(parsed, authenticator, rate_limits),
             InvoiceDocuments(parsed, authenticator, rate_limits),
         ]
+
+
+class _DropTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextmanager
+def _one_line_errors(logger: logging.Logger) -> Iterator[None]:
+    """A failed check is reported in one message; the CDK's retry logs drop their tracebacks."""
+    dropper = _DropTraceback()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
 
 
 def _check_message(error: AirbyteTracedException) -> str:
