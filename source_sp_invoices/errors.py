@@ -18,7 +18,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 
 from source_sp_invoices import settings
-from source_sp_invoices.rate_limits import RateLimits, operation_of
+from source_sp_invoices.rate_limits import operation_of
 
 # (operation, status) pairs that are answers, not failures: the caller reads the status.
 ANSWERS = {("getInvoicesExport", 404)}  # the export is gone: the pipeline creates it again
@@ -58,19 +58,13 @@ def host_of(error: requests.RequestException) -> str:
 class SpApiErrorHandler(HttpStatusErrorHandler):
     """The CDK's default mapping, with SP-API's meanings of 400, 403 and 404 made explicit."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        rate_limits: RateLimits,
-        max_retries: int = settings.MAX_RETRIES,
-    ) -> None:
+    def __init__(self, logger: logging.Logger, max_retries: int = settings.MAX_RETRIES) -> None:
         super().__init__(
             logger=logger,
             error_mapping=DEFAULT_ERROR_MAPPING,
             max_retries=max_retries,
             max_time=timedelta(seconds=settings.MAX_RETRY_SECONDS),
         )
-        self._rate_limits = rate_limits
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None = None
@@ -87,7 +81,6 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
             )
         if not isinstance(response, requests.Response):
             return super().interpret_response(response_or_exception)
-        self._rate_limits.observe(response)
         status = response.status_code
         if status < 400 or status == 429 or status >= 500:
             return super().interpret_response(response)

@@ -95,6 +95,10 @@ MAX_RETRIES: Final = 8
 # one call a minute, so ten minutes of retries can be spent waiting on a handful of calls).
 MAX_RETRY_SECONDS: Final = 3600
 
+# The budget paces each operation this much below its applied rate, so that clock drift between
+# us and Amazon's token bucket does not end in 429s.
+PACING_MARGIN: Final = 0.05
+
 # A new access token is fetched this long before the current one expires.
 TOKEN_REFRESH_MARGIN_SECONDS: Final = 60
 

@@ -16,7 +16,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import Config, parse_config
 from source_sp_invoices.errors import host_of
-from source_sp_invoices.rate_limits import RateLimits
+from source_sp_invoices.rate_limits import RateLimits, SpApiBudget
 from source_sp_invoices.streams import (
     InvoiceAttributes,
     InvoiceDocuments,
@@ -60,12 +60,12 @@ class SourceSpInvoices(AbstractSource):
     def streams(self, config: Mapping[str, Any]) -> list[Stream]:
         parsed: Config = parse_config(config)
         authenticator = LwaAuthenticator(parsed)
-        rate_limits = RateLimits()  # shared: all streams learn Amazon's applied rates together
+        # Shared by all streams: Amazon's limits apply per seller and application, not per stream.
+        rate_limits = RateLimits()
+        budget = SpApiBudget(rate_limits)
         return [
-            InvoiceAttributes(parsed, authenticator, rate_limits),
-            Invoices(parsed, authenticator, rate_limits),
-            InvoiceExports(parsed, authenticator, rate_limits),
-            InvoiceDocuments(parsed, authenticator, rate_limits),
+            stream(parsed, authenticator, rate_limits, budget)
+            for stream in (InvoiceAttributes, Invoices, InvoiceExports, InvoiceDocuments)
         ]
 
 

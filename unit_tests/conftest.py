@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 from typing import Any
 
+import backoff._sync
 import pytest
+from airbyte_cdk.sources.streams.http import rate_limiting
+
+from source_sp_invoices import auth
 
 LWA_URL = "https://api.amazon.com/auth/o2/token"
 API_URL = "https://sellingpartnerapi-na.amazon.com/tax/invoices/2024-06-19"
@@ -38,3 +44,12 @@ def lwa(requests_mock):
             "expires_in": 3600,
         },
     )
+
+
+@pytest.fixture(autouse=True)
+def no_retry_waits(monkeypatch):
+    """Retries and backoffs return at once; only the modules that wait between attempts are
+    touched, so the call-rate budget still sees the real clock."""
+    instant = SimpleNamespace(sleep=lambda seconds: None, monotonic=time.monotonic, time=time.time)
+    for module in (backoff._sync, rate_limiting, auth):
+        monkeypatch.setattr(module, "time", instant)

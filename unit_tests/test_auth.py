@@ -22,11 +22,6 @@ def authenticator() -> LwaAuthenticator:
     return LwaAuthenticator(parse_config(make_config()))
 
 
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    monkeypatch.setattr(auth.time, "sleep", lambda seconds: None)
-
-
 def test_the_refresh_token_is_exchanged_once_and_sent_as_x_amz_access_token(lwa, authenticator):
     assert authenticator.get_auth_header() == {"x-amz-access-token": "Atza|unit-test-access-token"}
     assert authenticator.get_auth_header() == {"x-amz-access-token": "Atza|unit-test-access-token"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
+from airbyte_cdk.sources.streams.call_rate import CallRateLimitHit
 
-from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, operation_of
+from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget, operation_of
 
 BASE = "https://sellingpartnerapi-na.amazon.com/tax/invoices/2024-06-19"
 
@@ -60,3 +61,46 @@ def test_other_failures_use_the_cdk_exponential_backoff():
     backoff = RateLimitBackoff(RateLimits())
     assert backoff.backoff_time(response(503, "/invoices"), 1) is None
     assert backoff.backoff_time(requests.ConnectionError("x"), 1) is None
+
+
+def prepared(path: str, method: str = "GET") -> requests.PreparedRequest:
+    return requests.Request(method, BASE + path).prepare()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def __call__(self) -> float:
+        return self.time
+
+
+def test_the_budget_paces_each_operation_like_amazons_token_bucket():
+    clock = Clock()
+    budget = SpApiBudget(RateLimits(), clock)
+    budget.acquire_call(prepared("/documents/D1"), block=False)
+    with pytest.raises(CallRateLimitHit) as hit:  # one call a minute, a little slower
+        budget.acquire_call(prepared("/documents/D2"), block=False)
+    assert 60 < hit.value.time_to_wait.total_seconds() < 64
+    for _ in range(20):  # getInvoices has a bucket of its own: a burst of 20
+        budget.acquire_call(prepared("/invoices"), block=False)
+    with pytest.raises(CallRateLimitHit) as hit:
+        budget.acquire_call(prepared("/invoices"), block=False)
+    assert 10 < hit.value.time_to_wait.total_seconds() < 11  # then one call per 10 s
+    clock.time += 11
+    budget.acquire_call(prepared("/invoices"), block=False)
+
+
+def test_the_budget_follows_the_rate_amazon_reports():
+    clock = Clock()
+    limits = RateLimits()
+    budget = SpApiBudget(limits, clock)
+    budget.acquire_call(prepared("/documents/D1"), block=False)
+    answer = response(200, "/documents/D1", "20")
+    budget.update_from_response(answer.request, answer)
+    assert limits.rate("getInvoicesDocument") == 20
+    clock.time += 0.06
+    budget.acquire_call(prepared("/documents/D2"), block=False)  # refilled at the new rate
+    with pytest.raises(CallRateLimitHit) as hit:
+        budget.acquire_call(prepared("/documents/D3"), block=False)
+    assert hit.value.time_to_wait.total_seconds() < 0.06

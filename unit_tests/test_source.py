@@ -9,16 +9,10 @@ import requests
 from airbyte_cdk.models import Status
 from airbyte_cdk.test.entrypoint_wrapper import discover
 
-from source_sp_invoices import SourceSpInvoices, auth
+from source_sp_invoices import SourceSpInvoices
 from unit_tests.conftest import API_URL, LWA_URL
 
 logger = logging.getLogger("test")
-
-
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    monkeypatch.setattr(auth.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
 
 
 def check(config):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
@@ -60,15 +59,6 @@ def records_of(output, stream: str) -> list[dict[str, Any]]:
 
 def states_of(output) -> list[dict[str, Any]]:
     return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch):
-    """The CDK's retry handlers sleep between attempts; the tests only count the attempts."""
-    import airbyte_cdk.sources.streams.http.rate_limiting as rate_limiting
-
-    monkeypatch.setattr(rate_limiting.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
 
 
 def test_attributes_become_one_record_per_option(lwa, requests_mock, config):

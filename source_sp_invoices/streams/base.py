@@ -14,7 +14,7 @@ from requests.auth import AuthBase
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config
 from source_sp_invoices.errors import SpApiErrorHandler, amazon_error
-from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits
+from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
 
 class SpApiStream(HttpStream, ABC):
@@ -25,13 +25,14 @@ class SpApiStream(HttpStream, ABC):
         config: Config,
         authenticator: AuthBase,
         rate_limits: RateLimits,
+        budget: SpApiBudget | None = None,
         max_retries: int = settings.MAX_RETRIES,
     ) -> None:
         # get_error_handler() and get_backoff_strategy() run inside HttpStream.__init__.
         self.config = config
         self._rate_limits = rate_limits
         self._max_retries = max_retries
-        super().__init__(authenticator=authenticator)
+        super().__init__(authenticator=authenticator, api_budget=budget or SpApiBudget(rate_limits))
 
     @property
     def url_base(self) -> str:
@@ -41,7 +42,7 @@ class SpApiStream(HttpStream, ABC):
         return {"timeout": settings.REQUEST_TIMEOUT}
 
     def get_error_handler(self) -> ErrorHandler | None:
-        return SpApiErrorHandler(self.logger, self._rate_limits, self._max_retries)
+        return SpApiErrorHandler(self.logger, self._max_retries)
 
     def get_backoff_strategy(self) -> BackoffStrategy | None:
         return RateLimitBackoff(self._rate_limits)

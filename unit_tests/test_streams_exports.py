@@ -1,0 +1,291 @@
+"""invoice_exports and invoice_documents over mocked HTTP: requests, state and downloads."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.test.state_builder import StateBuilder
+
+from conftest import validate_records
+from source_sp_invoices import SourceSpInvoices, exports
+from unit_tests.conftest import API_URL
+
+S3 = "https://invoices-bucket.s3.amazonaws.com"
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """Retries do not sleep, and the pipeline's clock jumps instead of waiting."""
+    fake_time = [0.0]
+    monkeypatch.setattr(exports.SystemClock, "now", lambda self: fake_time[0])
+    monkeypatch.setattr(
+        exports.SystemClock,
+        "sleep",
+        lambda self, seconds: fake_time.__setitem__(0, fake_time[0] + seconds),
+    )
+
+
+def catalog(stream: str, mode: SyncMode = SyncMode.incremental):
+    return CatalogBuilder().with_stream(stream, mode).build()
+
+
+def records_of(output, stream: str) -> list[dict[str, Any]]:
+    data = [m.record.data for m in output.records if m.record.stream == stream]
+    validate_records(stream, data)
+    return data
+
+
+def states_of(output) -> list[dict[str, Any]]:
+    return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
+
+
+def zip_of(names: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.writestr(f"{name}.xml", f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>')
+    return buffer.getvalue()
+
+
+class Amazon:
+    """Mocks of the export operations: one export per window, DONE at the second poll."""
+
+    def __init__(self, requests_mock, days: list[str], documents_per_export: int = 1) -> None:
+        self.mock = requests_mock
+        self.days = days
+        self.exports: dict[str, dict[str, Any]] = {}
+        self.documents: dict[str, list[str]] = {}
+        self.per_export = documents_per_export
+        fast = {"x-amzn-RateLimit-Limit": "1000"}  # so that the call-rate budget never waits
+        self.create = requests_mock.post(
+            f"{API_URL}/exports", status_code=202, json=self._create, headers=fast
+        )
+        self.poll = requests_mock.get(
+            re.compile(f"{API_URL}/exports/E"), json=self._poll, headers=fast
+        )
+        self.document = requests_mock.get(
+            re.compile(f"{API_URL}/documents/"), json=self._document, headers=fast
+        )
+        self.s3 = requests_mock.get(re.compile(f"{S3}/"), content=self._download)
+
+    def _create(self, request, context):
+        export_id = f"E{len(self.exports) + 1}"
+        body = request.json()
+        self.exports[export_id] = {"body": body, "polls": 0}
+        for n in range(self.per_export):
+            self.documents[f"{export_id}-D{n}"] = [f"{body['dateStart']}-{n}-{i}" for i in range(2)]
+        return {"exportId": export_id}
+
+    def _poll(self, request, context):
+        export_id = request.path.rsplit("/", 1)[-1].upper()
+        export = self.exports[export_id]
+        export["polls"] += 1
+        if export["polls"] < 2:
+            return {"export": {"exportId": export_id, "status": "PROCESSING"}}
+        ids = sorted(d for d in self.documents if d.startswith(f"{export_id}-"))
+        return {"export": {"exportId": export_id, "status": "DONE", "invoicesDocumentIds": ids}}
+
+    def _document(self, request, context):
+        document_id = request.path.rsplit("/", 1)[-1].upper()
+        url = f"{S3}/{document_id}.zip?X-Amz-Signature=abc"
+        return {"invoicesDocument": {"invoicesDocumentId": document_id, "invoicesDocumentUrl": url}}
+
+    def _download(self, request, context):
+        document_id = urlsplit(request.url).path.strip("/").removesuffix(".zip").upper()
+        return zip_of(self.documents[document_id])
+
+
+def config_for(config: dict[str, Any], last_day: str) -> dict[str, Any]:
+    return {**config, "replication_end_date": f"{last_day}T00:00:00Z"}
+
+
+def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [], documents_per_export=2)
+    config = config_for(config, "2024-01-04")  # whole days 01, 02 and 03
+    config.update(statuses=["AUTHORIZED"], invoice_type="SHIPMENT")
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
+    records = records_of(output, "invoice_documents")
+    assert [r["invoiceId"] for r in records] == [
+        f"2024-01-0{d}-{n}-{i}" for d in (1, 2, 3) for n in range(2) for i in range(2)
+    ]
+    first = records[0]
+    assert first["exportId"] == "E1" and first["invoicesDocumentId"] == "E1-D0"
+    assert first["fileName"] == "2024-01-01-0-0.xml"
+    assert (first["dateStart"], first["dateEnd"]) == ("2024-01-01", "2024-01-01")
+    assert first["xml"] == '<?xml version="1.0"?><nfeProc>2024-01-01-0-0 ç</nfeProc>'
+    bodies = [r.json() for r in amazon.create.request_history]
+    assert bodies[0] == {
+        "marketplaceId": "A2Q3Y263D00KWC",
+        "dateStart": "2024-01-01",
+        "dateEnd": "2024-01-01",
+        "fileFormat": "XML",
+        "statuses": ["AUTHORIZED"],
+        "invoiceType": "SHIPMENT",
+    }
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-03"}
+
+
+def test_the_download_carries_no_sp_api_or_lwa_header(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    read(SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents"))
+    assert amazon.document.last_request.headers["x-amz-access-token"]
+    download = amazon.s3.last_request
+    assert "x-amz-access-token" not in download.headers
+    assert "Authorization" not in download.headers
+
+
+def test_state_records_pending_exports_while_a_window_is_read(lwa, requests_mock, config):
+    Amazon(requests_mock, [], documents_per_export=2)
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-03"), catalog("invoice_documents")
+    )
+    states = states_of(output)
+    # creation of the exports of 01 and 02 (ahead), then each document of 01, then 01 done
+    assert states[0] == {
+        "resume_from": "2024-01-01",
+        "exports": {
+            "2024-01-01/2024-01-01": {"exportId": "E1", "documentsDone": []},
+            "2024-01-02/2024-01-02": {"exportId": "E2", "documentsDone": []},
+        },
+    }
+    assert states[1]["exports"]["2024-01-01/2024-01-01"]["documentsDone"] == ["E1-D0"]
+    assert {"dateEnd": "2024-01-01", "resume_from": "2024-01-02"}.items() <= states[3].items()
+    assert states[-1] == {"dateEnd": "2024-01-02"}
+
+
+def test_a_resumed_sync_polls_the_saved_export_instead_of_creating_one(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    amazon.exports["E7"] = {"body": {"dateStart": "2024-01-02"}, "polls": 1}
+    amazon.documents["E7-D0"] = ["saved-1", "saved-2"]
+    saved = {
+        "dateEnd": "2024-01-01",
+        "resume_from": "2024-01-02",
+        "exports": {"2024-01-02/2024-01-02": {"exportId": "E7", "documentsDone": []}},
+    }
+    state = StateBuilder().with_stream_state("invoice_documents", saved).build()
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-03"), catalog("invoice_documents"), state
+    )
+    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == [
+        "saved-1",
+        "saved-2",
+    ]
+    assert amazon.create.call_count == 0
+
+
+def test_an_incremental_sync_starts_after_the_cursor_minus_the_lookback(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    config.update(lookback_days=1)
+    state = StateBuilder().with_stream_state("invoice_documents", {"dateEnd": "2024-01-10"}).build()
+    read(SourceSpInvoices(), config_for(config, "2024-01-13"), catalog("invoice_documents"), state)
+    assert [r.json()["dateStart"] for r in amazon.create.request_history] == [
+        "2024-01-10",
+        "2024-01-11",
+        "2024-01-12",
+    ]
+
+
+def test_an_expired_url_is_replaced_by_a_fresh_one(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    expired = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+    requests_mock.get(
+        re.compile(f"{S3}/"),
+        [{"status_code": 403, "text": expired}, {"content": zip_of(["a", "b"])}],
+    )
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
+    )
+    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a", "b"]
+    assert amazon.document.call_count == 2
+
+
+def test_a_download_cut_off_mid_body_is_fetched_again(lwa, requests_mock, config):
+    Amazon(requests_mock, [])
+    requests_mock.get(
+        re.compile(f"{S3}/"),
+        [{"exc": requests.exceptions.ChunkedEncodingError("cut")}, {"content": zip_of(["a"])}],
+    )
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
+    )
+    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a"]
+
+
+def test_an_export_that_keeps_failing_fails_the_sync_naming_window_and_reason(
+    lwa, requests_mock, config
+):
+    amazon = Amazon(requests_mock, [])
+    requests_mock.get(
+        re.compile(f"{API_URL}/exports/E"),
+        json={"export": {"status": "ERROR", "errorMessage": "Export generation failed"}},
+    )
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
+    )
+    message = output.errors[0].trace.error.message
+    assert "Amazon could not export the invoices of 2024-01-01..2024-01-01" in message
+    assert "Export generation failed" in message
+    assert amazon.create.call_count == 3
+    assert not records_of(output, "invoice_documents")
+    assert all("dateEnd" not in s for s in states_of(output))  # the cursor never passed it
+
+
+def test_a_forgotten_export_is_created_again(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    requests_mock.get(
+        f"{API_URL}/exports/E9", status_code=404, json={"errors": [{"code": "NotFound"}]}
+    )
+    saved = {"exports": {"2024-01-01/2024-01-01": {"exportId": "E9", "documentsDone": []}}}
+    state = StateBuilder().with_stream_state("invoice_documents", saved).build()
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents"), state
+    )
+    assert amazon.create.call_count == 1
+    assert len(records_of(output, "invoice_documents")) == 2
+
+
+def test_an_unreadable_saved_state_is_refused(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    state = StateBuilder().with_stream_state("invoice_documents", {"exports": ["E1"]}).build()
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents"), state
+    )
+    assert "has exports=['E1'], which is not a map" in output.errors[0].trace.error.message
+    assert amazon.create.call_count == 0
+
+
+def test_invoice_exports_lists_every_page_and_keeps_the_latest_start(lwa, requests_mock, config):
+    first = {"exportId": "A", "status": "DONE", "generateExportStartedAt": "2024-01-05T10:00:00Z"}
+    second = {"exportId": "B", "status": "REQUESTED"}
+    third = {"exportId": "C", "status": "ERROR", "generateExportStartedAt": "2024-01-06T10:00:00Z"}
+    route = requests_mock.get(
+        f"{API_URL}/exports",
+        [
+            {"json": {"exports": [first, second], "nextToken": "n2"}},
+            {"json": {"exports": [third]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoice_exports"))
+    assert [r["exportId"] for r in records_of(output, "invoice_exports")] == ["A", "B", "C"]
+    page_one, page_two = (parse_qs(urlsplit(r.url).query) for r in route.request_history)
+    assert page_one["dateStart"] == ["2024-01-01T00:00:00Z"] and page_one["pageSize"] == ["100"]
+    assert page_two == {"marketplaceId": ["A2Q3Y263D00KWC"], "nextToken": ["n2"]}
+    assert states_of(output)[-1] == {"generateExportStartedAt": "2024-01-06T10:00:00Z"}
+
+
+def test_invoice_exports_incremental_looks_back_for_status_changes(lwa, requests_mock, config):
+    route = requests_mock.get(f"{API_URL}/exports", json={"exports": []})
+    saved = {"generateExportStartedAt": "2024-01-10T12:00:00Z"}
+    state = StateBuilder().with_stream_state("invoice_exports", saved).build()
+    output = read(SourceSpInvoices(), config, catalog("invoice_exports"), state)
+    assert parse_qs(urlsplit(route.last_request.url).query)["dateStart"] == ["2024-01-07T12:00:00Z"]
+    assert states_of(output)[-1] == saved  # nothing newer: the cursor stays
