@@ -78,8 +78,9 @@ class Api:
         collected: list[dict[str, Any]] = []
         calls, token = 0, None
         while True:
-            page_params = dict(params, nextToken=token) if token else params
-            response = self.invoices(**page_params)
+            # Amazon's rule: a nextToken travels alone (pageSize may come along)
+            page_params = {"nextToken": token, "pageSize": params.get("pageSize", 100)}
+            response = self.invoices(**(page_params if token else params))
             calls += 1
             assert response.status_code == 200, response.text
             body = response.json()
@@ -387,20 +388,40 @@ def test_missing_marketplace_is_400(server: EmulatorServer) -> None:
         assert "marketplaceId" in first_error(response)["message"]
 
 
-def test_next_token_must_belong_to_the_call(server: EmulatorServer) -> None:
+def test_next_token_carries_the_query_and_travels_alone(
+    server: EmulatorServer, dataset: Dataset
+) -> None:
     api = Api(server)
-    params = {"dateStart": WINDOW_START, "dateEnd": WINDOW_END, "pageSize": 3}
-    token = api.invoices(**params).json()["nextToken"]
-    assert api.invoices(**params, nextToken=token).status_code == 200
-    assert api.invoices(**{**params, "pageSize": 9}, nextToken=token).status_code == 200
-    for bad in (
-        {**params, "nextToken": "garbage!"},
-        {**params, "nextToken": token[:-4] + "AAAA"},
-        {**params, "statuses": "AUTHORIZED", "nextToken": token},
-        {**params, "dateEnd": "2024-07-07T00:00:00Z", "nextToken": token},
-        {**params, "sortOrder": "ASC", "nextToken": token},
+    params = {"dateStart": WINDOW_START, "dateEnd": WINDOW_END, "pageSize": 3, "sortOrder": "ASC"}
+    params["statuses"] = "AUTHORIZED"
+    first = api.invoices(**params).json()
+    token = first["nextToken"]
+    alone = api.invoices(nextToken=token)  # the page size of the first call is kept
+    assert alone.status_code == 200
+    truth = dataset.invoices(WINDOW_START, WINDOW_END, statuses=["AUTHORIZED"], sort_order="ASC")
+    assert first["invoices"] + alone.json()["invoices"] == truth[:6]
+    bigger = api.invoices(nextToken=token, pageSize=9).json()["invoices"]
+    assert bigger == truth[3:12]
+    for extra in (
+        params,
+        {"statuses": "AUTHORIZED"},
+        {"dateStart": WINDOW_START},
+        {"sortOrder": "ASC"},
     ):
-        response = api.invoices(**bad)
+        response = api.invoices(**extra, nextToken=token)
+        assert response.status_code == 400, extra
+        assert response.json() == {
+            "errors": [
+                {
+                    "code": "400",
+                    "message": "Invalid Request.",
+                    "details": "Specifying nextToken with any other parameters will cause the "
+                    "request to fail.",
+                }
+            ]
+        }
+    for bad in ("garbage!", token[:-4] + "AAAA"):
+        response = api.invoices(nextToken=bad)
         assert response.status_code == 400, bad
         assert "nextToken" in first_error(response)["message"]
 
