@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 BIN = Path(sys.executable).parent
-STREAMS = ["invoice_attributes", "invoices"]
+STREAMS = ["invoice_attributes", "invoices", "invoice_documents", "invoice_exports"]
+FULL_REFRESH_ONLY = {"invoice_attributes"}
 
 
 def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
@@ -37,11 +38,11 @@ def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
             "--start",
             "2024-01-01",
             "--days",
-            "31",
+            "14",
             "--invoices-per-day",
             "0-25",
             "--time-scale",
-            "60",
+            "120",
             "--ready-file",
             str(ready),
         ],
@@ -63,7 +64,7 @@ def write_inputs(url: str) -> tuple[Path, Path]:
         "lwa_client_secret": "emulator-client-secret",
         "refresh_token": "Atzr|emulator-refresh-token",
         "replication_start_date": "2024-01-01T00:00:00Z",
-        "replication_end_date": "2024-02-01T00:00:00Z",
+        "replication_end_date": "2024-01-15T00:00:00Z",
         "api_endpoint": url,
         "lwa_endpoint": f"{url}/auth/o2/token",
     }
@@ -75,7 +76,7 @@ def write_inputs(url: str) -> tuple[Path, Path]:
                     "json_schema": {},
                     "supported_sync_modes": ["full_refresh", "incremental"],
                 },
-                "sync_mode": "incremental" if name == "invoices" else "full_refresh",
+                "sync_mode": "full_refresh" if name in FULL_REFRESH_ONLY else "incremental",
                 "destination_sync_mode": "append",
             }
             for name in STREAMS
@@ -113,9 +114,24 @@ def summarise(messages: list[dict]) -> None:
         print(f"  invoice statuses: {dict(statuses)}")
         print("\nFirst invoice:")
         print("  " + json.dumps(invoices[0], ensure_ascii=False))
+    documents = [r["data"] for r in records if r["stream"] == "invoice_documents"]
+    if documents:
+        files = {d["invoicesDocumentId"] for d in documents}
+        exports = {d["exportId"] for d in documents}
+        days = sorted({d["dateStart"] for d in documents} | {d["dateEnd"] for d in documents})
+        print(
+            f"\ninvoice_documents: {len(documents)} invoice XML files from {len(files)} "
+            f"document(s) of {len(exports)} export(s), {days[0]} to {days[-1]}"
+        )
+        sample = documents[0]["xml"]
+        print("  " + sample[:160].replace("\n", " ") + " ...")
     if states:
-        print("\nLast state (an incremental sync continues from here):")
-        print("  " + json.dumps(states[-1].get("stream", states[-1]).get("stream_state")))
+        last = {
+            s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in states
+        }
+        print("\nLast state of each stream (an incremental sync continues from here):")
+        for name, state in last.items():
+            print(f"  {name:<20} {json.dumps(state)}")
     if errors:
         raise SystemExit(f"the read failed: {errors[0]['error']['message']}")
 

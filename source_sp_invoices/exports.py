@@ -144,32 +144,53 @@ CHECKPOINT = object()  # yielded when the pending exports changed and should be 
 
 
 class ExportPipeline:
-    """Drives the jobs of all windows of a sync; read_window() completes them in order."""
+    """Plans the windows of a sync, drives their jobs, and completes them in order.
+
+    Windows are planned as exports are created: a window grows (doubling, up to `max_days`)
+    while exports come back as one document, since the one-call-a-minute limit counts
+    documents, and shrinks when an export is split into several.
+    """
 
     def __init__(
         self,
         api: ExportsApi,
-        windows: list[Window],
+        first_day: date,
+        last_day: date,
         saved: Mapping[str, Mapping[str, Any]],
         logger: logging.Logger,
+        window_days: int = 1,
+        max_days: int = 1,
         ahead: int = settings.DEFAULT_EXPORTS_AHEAD,
         clock: Clock | None = None,
         spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
+        document_slot_wait: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
         self._logger = logger
         self._ahead = max(1, ahead)
         self._spool = spool
+        self._slot_wait = document_slot_wait
+        self._max_days = max(1, max_days)
+        self.window_days = min(max(1, window_days), self._max_days)
+        self._ceiling = self._max_days  # lowered when an export comes back split
+        self.last_day = last_day
+        self._next_day = first_day
         self._jobs: dict[str, Job] = {}
-        for window in windows:
-            job = Job(window)
-            previous = saved.get(window.key) or {}
-            if previous.get("exportId"):
-                job.export_id = previous["exportId"]
-                job.status = REQUESTED  # unknown until polled, which happens at once
-                job.documents_done = list(previous.get("documentsDone") or [])
-            self._jobs[window.key] = job
+        for key in sorted(saved):  # exports in flight when the last sync stopped, in order
+            window = Window.from_key(key)
+            if window.first != self._next_day or window.last > last_day:
+                logger.info(f"Not resuming the saved export of {window}: outside this sync's plan.")
+                continue
+            job = Job(window, export_id=saved[key]["exportId"], status=REQUESTED)
+            job.documents_done = list(saved[key].get("documentsDone") or [])
+            self._jobs[key] = job
+            self._next_day = window.last + timedelta(days=1)
+
+    def windows(self) -> Iterator[Window]:
+        """The windows of the sync, in order, each planned when it is needed."""
+        while self._jobs or self._plan():
+            yield next(iter(self._jobs.values())).window
 
     def pending(self) -> dict[str, dict[str, Any]]:
         """The exports created and not yet fully read, for the stream's state."""
@@ -179,15 +200,16 @@ class ExportPipeline:
         """Complete one window: create, poll, download; yield its entries and checkpoints."""
         job = self._jobs[window.key]
         while job.status != DONE:
-            if self._create_ahead(window):
-                yield CHECKPOINT
-            if self._poll_due():
-                yield CHECKPOINT
+            yield from self._advance(window)
             if job.status != DONE:
-                self._wait_for_next_poll()
+                self._wait(self._next_poll())
         for document_id in job.document_ids:
             if document_id in job.documents_done:
                 continue
+            # Amazon allows one document a minute: keep the other exports moving meanwhile.
+            while (slot := self._slot_wait()) > 0:
+                yield from self._advance(window)
+                self._wait(min(slot, self._next_poll()))
             count = 0
             for entry in self._read_document(job, document_id):
                 count += 1
@@ -197,6 +219,50 @@ class ExportPipeline:
             yield CHECKPOINT
         del self._jobs[window.key]
 
+    def _advance(self, window: Window) -> Iterator[object]:
+        """Create what may be created and poll what is due; a checkpoint if exports changed."""
+        if self._create_ahead(window) | self._poll_due():
+            yield CHECKPOINT
+
+    def _plan(self) -> bool:
+        """Add a NEW job for the next window of the current size; False when no day is left."""
+        if self._next_day > self.last_day:
+            return False
+        last = min(self._next_day + timedelta(days=self.window_days - 1), self.last_day)
+        window = Window(self._next_day, last)
+        self._jobs[window.key] = Job(window)
+        self._next_day = last + timedelta(days=1)
+        return True
+
+    def _learn(self, job: Job) -> None:
+        """Size the windows not yet planned from how many documents this export needed."""
+        days = (job.window.last - job.window.first).days + 1
+        documents = len(job.document_ids)
+        if documents > 1:  # split: never grow back to a size that splits
+            self._ceiling = max(1, days // documents)
+            size = min(self.window_days, self._ceiling)
+        elif days >= self.window_days:
+            size = min(self.window_days * 2, self._max_days, self._ceiling)
+        else:
+            return
+        if size != self.window_days:
+            self._logger.info(
+                f"Window {job.window} needed {documents} document(s): next windows span "
+                f"{size} day(s)."
+            )
+            self.window_days = size
+
+    def _next_poll(self) -> float:
+        """Seconds until the next poll is due (or a long while if nothing is in flight)."""
+        due = min((job.next_poll_at for job in self._in_flight()), default=None)
+        if due is None:
+            return settings.EXPORT_POLL_MAX_SECONDS
+        return max(0.0, due - self._clock.now())
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self._clock.sleep(seconds)
+
     def _in_flight(self) -> list[Job]:
         return [job for job in self._jobs.values() if job.status in (REQUESTED, PROCESSING)]
 
@@ -204,13 +270,15 @@ class ExportPipeline:
         """Create exports in window order, this window's first, up to `ahead` not yet read."""
         created = False
         outstanding = sum(1 for job in self._jobs.values() if job.export_id)
-        for job in self._jobs.values():
+        for job in list(self._jobs.values()):
             if job.status == NEW and (job.window == window or outstanding < self._ahead):
                 self._create(job)
                 outstanding += 1
                 created = True
-            if outstanding >= self._ahead:
-                break
+        while outstanding < self._ahead and self._plan():
+            self._create(list(self._jobs.values())[-1])
+            outstanding += 1
+            created = True
         return created
 
     def _create(self, job: Job) -> None:
@@ -241,6 +309,7 @@ class ExportPipeline:
             if status == DONE:
                 job.status = DONE
                 job.document_ids = list(export.get("invoicesDocumentIds") or [])  # type: ignore[union-attr]
+                self._learn(job)
             elif status in (REQUESTED, PROCESSING):
                 job.status = status
                 job.poll_interval = min(job.poll_interval * 2, settings.EXPORT_POLL_MAX_SECONDS)
@@ -256,12 +325,6 @@ class ExportPipeline:
                 self._create(job)
                 recreated = True
         return recreated
-
-    def _wait_for_next_poll(self) -> None:
-        due = min((job.next_poll_at for job in self._in_flight()), default=self._clock.now())
-        delay = due - self._clock.now()
-        if delay > 0:
-            self._clock.sleep(delay)
 
     def _read_document(self, job: Job, document_id: str) -> Iterator[Entry]:
         """Download a document into a spool file and read it; download again when unreadable."""

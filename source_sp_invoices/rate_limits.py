@@ -123,6 +123,12 @@ class TokenBucketPolicy(BaseCallRatePolicy):
             time_to_wait=timedelta(seconds=wait),
         )
 
+    def wait_time(self) -> float:
+        """Seconds until a call would be allowed; 0 when one is allowed now (nothing is taken)."""
+        with self._lock:
+            self._refill()
+            return max(0.0, (1 - self._tokens) / self._rate)
+
     def update(self, available_calls: int | None, call_reset_ts: Any) -> None:
         """Amazon reports a rate, not calls left: SpApiBudget calls set_rate() instead."""
 
@@ -152,6 +158,10 @@ class SpApiBudget(APIBudget):
             for name, plan in settings.USAGE_PLANS.items()
         }
         super().__init__(policies=list(self._buckets.values()))
+
+    def wait_time(self, operation: str) -> float:
+        """Seconds until the operation may be called again."""
+        return self._buckets[operation].wait_time()
 
     def update_from_response(self, request: Any, response: Any) -> None:
         if not isinstance(response, requests.Response):

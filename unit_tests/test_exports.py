@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -79,10 +79,26 @@ class FakeApi:
         sink.write(data)
 
 
-def run(pipeline: ExportPipeline, windows: list[Window]) -> tuple[list[str], list[dict]]:
+def pipeline_for(api, windows: list[Window], saved=None, ahead=3, clock=None, **kwargs):
+    """A pipeline over the days of `windows`, with one-day windows unless told otherwise."""
+    return ExportPipeline(
+        api,
+        windows[0].first,
+        windows[-1].last,
+        saved or {},
+        logger,
+        ahead=ahead,
+        clock=clock or FakeClock(),
+        **kwargs,
+    )
+
+
+def run(
+    pipeline: ExportPipeline, windows: list[Window] | None = None
+) -> tuple[list[str], list[dict]]:
     """All invoice ids read and the pending exports at every checkpoint."""
     invoices, checkpoints = [], []
-    for window in windows:
+    for window in pipeline.windows():
         for event in pipeline.read_window(window):
             if event is CHECKPOINT:
                 checkpoints.append(pipeline.pending())
@@ -116,7 +132,7 @@ def documents_for(windows: list[Window], per_window: int = 1) -> dict[str, list[
 def test_every_window_is_exported_polled_downloaded_and_read_in_order():
     api = FakeApi(documents_for(WINDOWS, per_window=2))
     clock = FakeClock()
-    invoices, _ = run(ExportPipeline(api, WINDOWS, {}, logger, ahead=1, clock=clock), WINDOWS)
+    invoices, _ = run(pipeline_for(api, WINDOWS, ahead=1, clock=clock))
     assert invoices == [i for d in sorted(api.documents) for i in api.documents[d]]
     assert [w for w, _ in api.created] == [w.key for w in WINDOWS]
     assert sorted(api.downloads) == sorted(api.documents)
@@ -125,8 +141,8 @@ def test_every_window_is_exported_polled_downloaded_and_read_in_order():
 
 def test_exports_are_created_ahead_up_to_the_bound():
     api = FakeApi(documents_for(WINDOWS))
-    pipeline = ExportPipeline(api, WINDOWS, {}, logger, ahead=3, clock=FakeClock())
-    events = pipeline.read_window(WINDOWS[0])
+    pipeline = pipeline_for(api, WINDOWS, ahead=3)
+    events = pipeline.read_window(next(pipeline.windows()))
     assert next(events) is CHECKPOINT
     assert [w for w, _ in api.created] == [w.key for w in WINDOWS[:3]]
     assert set(pipeline.pending()) == {w.key for w in WINDOWS[:3]}
@@ -134,9 +150,7 @@ def test_exports_are_created_ahead_up_to_the_bound():
 
 def test_a_checkpoint_follows_every_export_created_and_every_document_read():
     api = FakeApi(documents_for(WINDOWS[:1], per_window=2))
-    _, checkpoints = run(
-        ExportPipeline(api, WINDOWS[:1], {}, logger, clock=FakeClock()), WINDOWS[:1]
-    )
+    _, checkpoints = run(pipeline_for(api, WINDOWS[:1]))
     key = WINDOWS[0].key
     assert checkpoints == [
         {key: {"exportId": "E1", "documentsDone": []}},
@@ -150,7 +164,7 @@ def test_a_resumed_sync_polls_saved_exports_and_skips_documents_already_read():
     api = FakeApi(documents_for([window], per_window=2))
     api.created = [(window.key, "E-saved")]
     saved = {window.key: {"exportId": "E-saved", "documentsDone": [f"{window.key}#0"]}}
-    invoices, _ = run(ExportPipeline(api, [window], saved, logger, clock=FakeClock()), [window])
+    invoices, _ = run(pipeline_for(api, [window], saved))
     assert api.created == [(window.key, "E-saved")]  # nothing created again
     assert api.polls["E-saved"] >= 1
     assert api.downloads == [f"{window.key}#1"]
@@ -161,7 +175,7 @@ def test_an_export_in_error_is_created_again_then_read():
     window = WINDOWS[0]
     api = FakeApi(documents_for([window]))
     api.script["E1"] = [{"exportId": "E1", "status": "ERROR", "errorMessage": "Internal error"}]
-    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    invoices, _ = run(pipeline_for(api, [window]))
     assert [e for _, e in api.created] == ["E1", "E2"]
     assert len(invoices) == 3
 
@@ -171,7 +185,7 @@ def test_an_export_that_is_gone_is_created_again():
     api = FakeApi(documents_for([window]))
     api.script["E-old"] = [None]
     saved = {window.key: {"exportId": "E-old", "documentsDone": []}}
-    invoices, _ = run(ExportPipeline(api, [window], saved, logger, clock=FakeClock()), [window])
+    invoices, _ = run(pipeline_for(api, [window], saved))
     assert [e for _, e in api.created] == ["E1"] and len(invoices) == 3
 
 
@@ -181,9 +195,9 @@ def test_a_window_that_keeps_failing_stops_the_sync_naming_the_window_and_amazon
     failure = {"status": "ERROR", "errorMessage": "Too many invoices in range"}
     for n in range(1, settings.EXPORT_ATTEMPTS + 1):
         api.script[f"E{n}"] = [failure]
-    pipeline = ExportPipeline(api, [window], {}, logger, clock=FakeClock())
+    pipeline = pipeline_for(api, [window])
     with pytest.raises(ExportFailed) as caught:
-        run(pipeline, [window])
+        run(pipeline)
     assert "2024-01-02..2024-01-02" in caught.value.message
     assert "Too many invoices in range" in caught.value.message
     assert len(api.created) == settings.EXPORT_ATTEMPTS
@@ -192,7 +206,7 @@ def test_a_window_that_keeps_failing_stops_the_sync_naming_the_window_and_amazon
 def test_an_export_without_documents_completes_its_window_empty():
     window = WINDOWS[0]
     api = FakeApi({})
-    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    invoices, _ = run(pipeline_for(api, [window]))
     assert invoices == [] and api.downloads == []
 
 
@@ -200,7 +214,7 @@ def test_a_truncated_document_is_downloaded_again_without_repeating_entries():
     window = WINDOWS[0]
     api = FakeApi(documents_for([window]))
     api.broken_downloads[f"{window.key}#0"] = 1
-    invoices, _ = run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+    invoices, _ = run(pipeline_for(api, [window]))
     assert invoices == api.documents[f"{window.key}#0"]
     assert api.downloads == [f"{window.key}#0"] * 2
 
@@ -210,14 +224,102 @@ def test_a_document_that_stays_corrupt_fails_loudly():
     api = FakeApi(documents_for([window]))
     api.broken_downloads[f"{window.key}#0"] = settings.DOWNLOAD_ATTEMPTS
     with pytest.raises(DocumentUnreadable, match=f"{window.key}#0 of 2024-01-01..2024-01-01"):
-        run(ExportPipeline(api, [window], {}, logger, clock=FakeClock()), [window])
+        run(pipeline_for(api, [window]))
 
 
 def test_polling_backs_off_to_its_cap():
     window = WINDOWS[0]
     api = FakeApi(documents_for([window]), polls_until_done=12)
     clock = FakeClock()
-    run(ExportPipeline(api, [window], {}, logger, clock=clock), [window])
+    run(pipeline_for(api, [window], clock=clock))
     assert api.polls["E1"] == 12
     # 1, 2, 4, 8 and 16 s between the first polls, then the 30 s cap for the other seven
     assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 7)
+
+
+class DayApi(FakeApi):
+    """Exports hold the invoices of their days, split into documents of `per_document`."""
+
+    def __init__(self, counts: dict[date, int], per_document: int) -> None:
+        super().__init__({}, polls_until_done=1)
+        self.counts = counts
+        self.per_document = per_document
+
+    def create_export(self, window: Window) -> str:
+        export_id = super().create_export(window)
+        invoices = [
+            f"{day}-{i}"
+            for day in (
+                window.first + timedelta(days=n)
+                for n in range((window.last - window.first).days + 1)
+            )
+            for i in range(self.counts.get(day, 0))
+        ]
+        chunks = [
+            invoices[i : i + self.per_document] for i in range(0, len(invoices), self.per_document)
+        ]
+        for n, chunk in enumerate(chunks or [[]]):
+            self.documents[f"{window.key}#{n}"] = chunk
+        return export_id
+
+
+def sizes(api: FakeApi) -> list[int]:
+    return [
+        (Window.from_key(key).last - Window.from_key(key).first).days + 1 for key, _ in api.created
+    ]
+
+
+def test_windows_grow_while_exports_come_back_as_one_document():
+    days = {date(2024, 1, 1) + timedelta(days=n): 3 for n in range(31)}
+    api = DayApi(days, per_document=100)
+    pipeline = pipeline_for(
+        api, day_windows(date(2024, 1, 1), date(2024, 1, 31), 1), ahead=1, max_days=8
+    )
+    invoices, _ = run(pipeline)
+    assert sizes(api) == [1, 2, 4, 8, 8, 8]  # 6 documents instead of 31
+    assert len(invoices) == 93 and len(set(invoices)) == 93
+    assert pipeline.window_days == 8
+
+
+def test_windows_shrink_when_an_export_is_split_and_do_not_grow_back():
+    days = {date(2024, 1, 1) + timedelta(days=n): 8 for n in range(12)}
+    api = DayApi(days, per_document=10)  # two days no longer fit in one document
+    pipeline = pipeline_for(
+        api, day_windows(date(2024, 1, 1), date(2024, 1, 12), 1), ahead=1, max_days=8
+    )
+    invoices, _ = run(pipeline)
+    assert sizes(api) == [1, 2] + [1] * 9
+    assert len(set(invoices)) == 96
+
+
+def test_a_learnt_window_size_is_the_starting_point():
+    api = DayApi({}, per_document=10)
+    pipeline = pipeline_for(
+        api, day_windows(date(2024, 1, 1), date(2024, 1, 20), 1), ahead=1, window_days=4, max_days=8
+    )
+    run(pipeline)
+    assert sizes(api) == [4, 8, 8]
+
+
+def test_other_exports_are_polled_while_waiting_for_the_document_slot():
+    windows = WINDOWS[:2]
+    api = FakeApi(documents_for(windows, per_window=2), polls_until_done=3)
+    clock = FakeClock()
+    slot_free_at = [0.0]
+
+    def slot_wait() -> float:
+        return max(0.0, slot_free_at[0] - clock.now())
+
+    original = api.download_document
+
+    def download(document_id, sink):
+        slot_free_at[0] = clock.now() + 60  # one document a minute
+        original(document_id, sink)
+
+    api.download_document = download
+    pipeline = pipeline_for(api, windows, ahead=2, clock=clock, document_slot_wait=slot_wait)
+    events = pipeline.read_window(next(pipeline.windows()))
+    list(events)
+    # while the second document of window 1 waited a minute, window 2's export became DONE
+    assert api.polls["E2"] >= 3
+    assert clock.time >= 60

@@ -105,7 +105,8 @@ class Amazon:
 
 
 def config_for(config: dict[str, Any], last_day: str) -> dict[str, Any]:
-    return {**config, "replication_end_date": f"{last_day}T00:00:00Z"}
+    """Whole days before `last_day`, one day per export."""
+    return {**config, "replication_end_date": f"{last_day}T00:00:00Z", "documents_window_days": 1}
 
 
 def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests_mock, config):
@@ -131,7 +132,7 @@ def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests
         "statuses": ["AUTHORIZED"],
         "invoiceType": "SHIPMENT",
     }
-    assert states_of(output)[-1] == {"dateEnd": "2024-01-03"}
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-03", "windowDays": 1}
 
 
 def test_the_download_carries_no_sp_api_or_lwa_header(lwa, requests_mock, config):
@@ -151,6 +152,7 @@ def test_state_records_pending_exports_while_a_window_is_read(lwa, requests_mock
     states = states_of(output)
     # creation of the exports of 01 and 02 (ahead), then each document of 01, then 01 done
     assert states[0] == {
+        "windowDays": 1,
         "resume_from": "2024-01-01",
         "exports": {
             "2024-01-01/2024-01-01": {"exportId": "E1", "documentsDone": []},
@@ -159,7 +161,7 @@ def test_state_records_pending_exports_while_a_window_is_read(lwa, requests_mock
     }
     assert states[1]["exports"]["2024-01-01/2024-01-01"]["documentsDone"] == ["E1-D0"]
     assert {"dateEnd": "2024-01-01", "resume_from": "2024-01-02"}.items() <= states[3].items()
-    assert states[-1] == {"dateEnd": "2024-01-02"}
+    assert states[-1] == {"dateEnd": "2024-01-02", "windowDays": 1}
 
 
 def test_a_resumed_sync_polls_the_saved_export_instead_of_creating_one(lwa, requests_mock, config):

@@ -32,7 +32,8 @@ class SpApiStream(HttpStream, ABC):
         self.config = config
         self._rate_limits = rate_limits
         self._max_retries = max_retries
-        super().__init__(authenticator=authenticator, api_budget=budget or SpApiBudget(rate_limits))
+        self._budget = budget or SpApiBudget(rate_limits)
+        super().__init__(authenticator=authenticator, api_budget=self._budget)
 
     @property
     def url_base(self) -> str:

@@ -22,7 +22,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import ConfigError
-from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window, day_windows
+from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
 from source_sp_invoices.streams.base import SpApiStream
 from source_sp_invoices.streams.state import read_state_date, state_message
 
@@ -63,7 +63,6 @@ class InvoiceDocuments(SpApiStream):
         super().__init__(*args, **kwargs)
         self._state: MutableMapping[str, Any] = {}
         self._pipeline: ExportPipeline | None = None
-        self._windows: list[Window] = []
         self._downloads = HttpClient(
             name=f"{self.name}_download",
             logger=self.logger,
@@ -117,23 +116,23 @@ class InvoiceDocuments(SpApiStream):
             first = max(first, done + timedelta(days=1) - self.config.lookback)
         # Only whole days are exported: the day of the end is read by the next sync.
         last = self.config.end_or_now().date() - timedelta(days=1)
-        self._windows = day_windows(first, last, self.config.documents_window_days)
-        saved = self._state.get("exports", {}) if incremental else {}
-        planned = {window.key for window in self._windows}
-        for key in sorted(set(saved) - planned):
-            self.logger.info(f"Dropping saved export of {key}: outside this sync's windows.")
+        learnt = self._state.get("windowDays") if incremental else None
         self._pipeline = ExportPipeline(
             _SpApiExports(self),
-            self._windows,
-            {k: v for k, v in saved.items() if k in planned},
+            first,
+            last,
+            self._state.get("exports", {}) if incremental else {},
             self.logger,
+            window_days=learnt if isinstance(learnt, int) else 1,
+            max_days=self.config.documents_window_days,
+            document_slot_wait=lambda: self._budget.wait_time("getInvoicesDocument"),
         )
         self.logger.info(
-            f"{self.name}: {len(self._windows)} window(s) of up to "
-            f"{self.config.documents_window_days} day(s) from {first} to {last}"
+            f"{self.name}: days {first} to {last}, in windows of up to "
+            f"{self.config.documents_window_days} day(s)"
         )
-        for number, window in enumerate(self._windows, 1):
-            yield {"window": window.key, "number": f"{number}/{len(self._windows)}"}
+        for number, window in enumerate(self._pipeline.windows(), 1):
+            yield {"window": window.key, "number": number}
 
     def read_records(
         self,
@@ -144,7 +143,7 @@ class InvoiceDocuments(SpApiStream):
     ) -> Iterable[Mapping[str, Any] | AirbyteMessage]:
         assert stream_slice is not None and self._pipeline is not None
         window = Window.from_key(stream_slice["window"])
-        self.logger.info(f"{self.name}: window {stream_slice['number']} {window}")
+        self.logger.info(f"{self.name}: window {stream_slice['number']}: {window}")
         count = 0
         for event in self._pipeline.read_window(window):
             if event is CHECKPOINT:
@@ -167,12 +166,13 @@ class InvoiceDocuments(SpApiStream):
             state["dateEnd"] = previous
         elif done >= self.config.start.date():
             state["dateEnd"] = done.isoformat()
-        if not finished or window != self._windows[-1]:
-            state["resume_from"] = window.last + timedelta(days=1) if finished else window.first
-            state["resume_from"] = state["resume_from"].isoformat()
+        if not finished or window.last < self._pipeline.last_day:
+            resume = window.last + timedelta(days=1) if finished else window.first
+            state["resume_from"] = resume.isoformat()
         pending = self._pipeline.pending()
         if pending:
             state["exports"] = pending
+        state["windowDays"] = self._pipeline.window_days
         return state
 
 
