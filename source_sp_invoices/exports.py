@@ -72,7 +72,7 @@ class Job:
     document_ids: list[str] = field(default_factory=list)
     documents_done: list[str] = field(default_factory=list)
     next_poll_at: float = 0.0
-    poll_interval: float = settings.EXPORT_POLL_FIRST_SECONDS
+    poll_intervals: int = settings.EXPORT_POLL_FIRST_INTERVALS  # of getInvoicesExport's rate
     polls: int = 0
 
     def saved(self) -> dict[str, Any]:
@@ -164,6 +164,7 @@ class ExportPipeline:
         clock: Clock | None = None,
         spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
+        poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
@@ -171,6 +172,7 @@ class ExportPipeline:
         self._ahead = max(1, ahead)
         self._spool = spool
         self._slot_wait = document_slot_wait
+        self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
         self._max_days = max(1, max_days)
         self.window_days = min(max(1, window_days), self._max_days)
         self._ceiling = self._max_days  # lowered when an export comes back split
@@ -256,7 +258,7 @@ class ExportPipeline:
         """Seconds until the next poll is due (or a long while if nothing is in flight)."""
         due = min((job.next_poll_at for job in self._in_flight()), default=None)
         if due is None:
-            return settings.EXPORT_POLL_MAX_SECONDS
+            return settings.EXPORT_POLL_MAX_INTERVALS * self._poll_unit()
         return max(0.0, due - self._clock.now())
 
     def _wait(self, seconds: float) -> None:
@@ -286,8 +288,10 @@ class ExportPipeline:
         job.attempts += 1
         job.status = REQUESTED
         job.document_ids, job.documents_done, job.polls = [], [], 0
-        job.poll_interval = settings.EXPORT_POLL_FIRST_SECONDS
-        job.next_poll_at = self._clock.now() + job.poll_interval
+        # The first poll goes at once: it costs one call of a generous plan and tells the rate
+        # Amazon applies to getInvoicesExport, which paces the polls that follow.
+        job.poll_intervals = settings.EXPORT_POLL_FIRST_INTERVALS // 2
+        job.next_poll_at = self._clock.now()
         self._logger.info(
             f"Window {job.window}: created export {job.export_id} (attempt {job.attempts})."
         )
@@ -312,8 +316,8 @@ class ExportPipeline:
                 self._learn(job)
             elif status in (REQUESTED, PROCESSING):
                 job.status = status
-                job.poll_interval = min(job.poll_interval * 2, settings.EXPORT_POLL_MAX_SECONDS)
-                job.next_poll_at = self._clock.now() + job.poll_interval
+                job.poll_intervals = min(job.poll_intervals * 2, settings.EXPORT_POLL_MAX_INTERVALS)
+                job.next_poll_at = self._clock.now() + job.poll_intervals * self._poll_unit()
             else:  # ERROR, gone, or a status this connector does not know
                 reason = (export or {}).get("errorMessage") or f"export {status}"
                 if job.attempts >= settings.EXPORT_ATTEMPTS:

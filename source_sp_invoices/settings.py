@@ -110,8 +110,10 @@ DEFAULT_DOCUMENTS_WINDOW_DAYS: Final = 7  # the longest window; windows start at
 EXPORT_ATTEMPTS: Final = 3  # creations of one window's export before the sync fails
 DOWNLOAD_ATTEMPTS: Final = 3  # fresh URLs for one document (expired, truncated) before failing
 DEFAULT_EXPORTS_AHEAD: Final = 3  # exports created before the window being downloaded needs them
-EXPORT_POLL_FIRST_SECONDS: Final = 1.0  # first poll of a new export; doubles up to the cap
-EXPORT_POLL_MAX_SECONDS: Final = 30.0
+# Polls of an export, in intervals of getInvoicesExport's applied rate (0.5 s on the default
+# plan): the first after 2 (1 s), then doubling up to 60 (30 s). Amazon has no notification.
+EXPORT_POLL_FIRST_INTERVALS: Final = 2
+EXPORT_POLL_MAX_INTERVALS: Final = 60
 EXPORTS_PAGE_SIZE: Final = 100  # getInvoicesExports' maximum
 MAX_XML_ENTRY_BYTES: Final = 50 * 1024 * 1024  # an NF-e is 5-20 KB; more is a ZIP bomb
 DOWNLOAD_CHUNK_BYTES: Final = 1024 * 1024

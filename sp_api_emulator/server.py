@@ -170,6 +170,7 @@ class EmulatorServer:
         max_invoices_per_document: int = DEFAULT_MAX_INVOICES_PER_DOCUMENT,
         export_processing_seconds: tuple[float, float] = DEFAULT_PROCESSING_SECONDS,
         export_queue_seconds: float = DEFAULT_QUEUE_SECONDS,
+        reuse_identical_documents: bool = False,
         encoding_mix: bool = False,
     ) -> None:
         """Configure the emulator.
@@ -187,6 +188,8 @@ class EmulatorServer:
         export_processing_seconds: (low, high) emulator seconds an export spends PROCESSING;
             fixed per export, longer for more invoices.
         export_queue_seconds: emulator seconds an export stays REQUESTED.
+        reuse_identical_documents: documents of the same invoices share one built ZIP (for
+            benchmarks that read the same days again; leave off when invoices change).
         encoding_mix: render some NF-e files in ISO-8859-1 or with a UTF-8 BOM (fixed per
             invoice by `nfe_xml.encoding_for`); otherwise every file is plain UTF-8.
         """
@@ -212,7 +215,7 @@ class EmulatorServer:
             max_invoices_per_document,
         )
         self.signer = UrlSigner(secrets.token_bytes(32), self.wall)
-        self.zips = ZipStore(self._zip_entry)
+        self.zips = ZipStore(self._zip_entry, reuse_identical=reuse_identical_documents)
         self._page_tokens = operations.PageTokens(secrets.token_bytes(32))
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None

@@ -34,9 +34,15 @@ class BuildCancelled(Exception):
 class ZipStore:
     """Builds and caches one ZIP per document: entries `<invoice id>.xml`, deflated."""
 
-    def __init__(self, entry: Callable[[str], Entry]) -> None:
-        """Take the function that renders one invoice's file (called once per entry)."""
+    def __init__(self, entry: Callable[[str], Entry], reuse_identical: bool = False) -> None:
+        """Take the function that renders one invoice's file (called once per entry).
+
+        With `reuse_identical`, a document holding the same invoices as one already built
+        shares its ZIP (benchmarks read the same days many times; tests that change an
+        invoice between exports must leave it off).
+        """
         self._entry = entry
+        self._reuse_identical = reuse_identical
         self._lock = threading.Lock()
         self._directory: Path | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -45,15 +51,20 @@ class ZipStore:
 
     def prepare(self, document: Document) -> Future[Path]:
         """Start building a document's ZIP unless it is built or being built."""
+        key = (
+            str(hash(tuple(document.invoice_ids)))
+            if self._reuse_identical
+            else document.document_id
+        )
         with self._lock:
-            build = self._builds.get(document.document_id)
+            build = self._builds.get(key)
             if build is None or (build.done() and build.exception() is not None):
                 if self._directory is None:
                     self._directory = Path(tempfile.mkdtemp(prefix="sp-api-emulator-zips-"))
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(BUILD_WORKERS, "sp-api-emulator-zip")
                 build = self._pool.submit(self._build, document, self._directory, self._closing)
-                self._builds[document.document_id] = build
+                self._builds[key] = build
             return build
 
     def path(self, document: Document) -> Path:

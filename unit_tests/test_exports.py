@@ -233,8 +233,8 @@ def test_polling_backs_off_to_its_cap():
     clock = FakeClock()
     run(pipeline_for(api, [window], clock=clock))
     assert api.polls["E1"] == 12
-    # 1, 2, 4, 8 and 16 s between the first polls, then the 30 s cap for the other seven
-    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 7)
+    # the first poll at once, then 1, 2, 4, 8 and 16 s, then the 30 s cap for the other six
+    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 6)
 
 
 class DayApi(FakeApi):

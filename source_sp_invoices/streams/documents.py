@@ -126,6 +126,7 @@ class InvoiceDocuments(SpApiStream):
             window_days=learnt if isinstance(learnt, int) else 1,
             max_days=self.config.documents_window_days,
             document_slot_wait=lambda: self._budget.wait_time("getInvoicesDocument"),
+            poll_unit=lambda: 1 / self._rate_limits.rate("getInvoicesExport"),
         )
         self.logger.info(
             f"{self.name}: days {first} to {last}, in windows of up to "

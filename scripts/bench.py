@@ -1,0 +1,283 @@
+"""`make bench`: how close a sync runs to the rate-limit bound, how fast records flow, how much
+memory a read takes. Prints medians of several runs; asserts nothing (timings flake in tests).
+
+(a) bound   A full read of every stream of a data set of quiet and busy days, at a time scale
+            where the bound is about a minute, against the lower bound the scaled usage plans
+            imply for the documents the sync needed:
+
+                bound = first_export + (D - 1) / r
+
+            D the number of export documents the sync downloaded, r the applied rate of
+            getInvoicesDocument (0.0167/s x time scale: one call per scaled minute, burst 1),
+            first_export the shortest time the first export can take (queue + minimum
+            processing, scaled). The same data set read by a plain sequential loop (one-day
+            windows: create, poll, fetch the document, download, next day) gives the speed-up.
+(b) speed   invoice_documents records per second with the emulator's limits lifted: a single
+            export of many realistic NF-e files, `source-sp-invoices read` writing to /dev/null.
+(c) memory  Peak RSS of that read on a ZIP of at least 50,000 invoices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sp_api_emulator import Dataset, EmulatorServer, day_profile  # noqa: E402
+
+CLI = Path(sys.executable).parent / "source-sp-invoices"
+DOCUMENT_RATE = 0.0167  # getInvoicesDocument's usage plan, requests per second
+QUEUE_SECONDS, PROCESSING_SECONDS = 5.0, (60.0, 120.0)  # the emulator's export timing
+LIFTED = {
+    op: 1000.0
+    for op in (
+        "getInvoicesAttributes",
+        "getInvoices",
+        "createInvoicesExport",
+        "getInvoicesExports",
+        "getInvoicesExport",
+        "getInvoicesDocument",
+    )
+}
+
+
+def catalog(*streams: str) -> dict[str, Any]:
+    return {
+        "streams": [
+            {
+                "stream": {
+                    "name": name,
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                },
+                "sync_mode": "full_refresh" if name == "invoice_attributes" else "incremental",
+                "destination_sync_mode": "append",
+            }
+            for name in streams
+        ]
+    }
+
+
+def read(
+    server: EmulatorServer, config: dict[str, Any], streams: tuple[str, ...], sink: Any
+) -> float:
+    """Run `source-sp-invoices read`; return its wall time in seconds."""
+    with tempfile.TemporaryDirectory() as directory:
+        config_path = Path(directory, "config.json")
+        catalog_path = Path(directory, "catalog.json")
+        config_path.write_text(json.dumps(config))
+        catalog_path.write_text(json.dumps(catalog(*streams)))
+        started = time.monotonic()
+        subprocess.run(
+            [str(CLI), "read", "--config", str(config_path), "--catalog", str(catalog_path)],
+            stdout=sink,
+            check=True,
+        )
+        return time.monotonic() - started
+
+
+def bound_run(days: int, scale: float, seed: int) -> dict[str, float]:
+    dataset = Dataset.generate(
+        seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=day_profile()
+    )
+    end = f"2024-01-{days + 1:02d}T00:00:00Z" if days < 31 else None
+    with EmulatorServer(dataset, time_scale=scale) as server:
+        config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end)
+        with open(os.devnull, "wb") as sink:
+            wall = read(
+                server,
+                config,
+                ("invoice_attributes", "invoices", "invoice_exports", "invoice_documents"),
+                sink,
+            )
+        documents = server.stats.count("getInvoicesDocument", 200)
+    rate = DOCUMENT_RATE * scale
+    first_export = (QUEUE_SECONDS + PROCESSING_SECONDS[0]) / scale
+    bound = first_export + (documents - 1) / rate
+    return {
+        "wall": wall,
+        "bound": bound,
+        "ratio": wall / bound,
+        "documents": documents,
+        "days": days,
+    }
+
+
+def sequential_run(days: int, scale: float, seed: int) -> float:
+    """The plain loop a first connector would write: one day at a time, nothing overlapped."""
+    dataset = Dataset.generate(
+        seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=day_profile()
+    )
+    with EmulatorServer(dataset, time_scale=scale) as server:
+        session = requests.Session()
+        token = session.post(
+            server.lwa_url,
+            data={
+                "grant_type": "refresh_token",
+                **{
+                    k: v
+                    for k, v in {
+                        "refresh_token": server.credentials.refresh_token,
+                        "client_id": server.credentials.client_id,
+                        "client_secret": server.credentials.client_secret,
+                    }.items()
+                },
+            },
+        ).json()["access_token"]
+        api = f"{server.url}/tax/invoices/2024-06-19"
+        headers = {"x-amz-access-token": token}
+        interval = 1 / (DOCUMENT_RATE * scale)
+        last_document_call = -interval
+        started = time.monotonic()
+
+        def call(method: str, url: str, **kwargs: Any) -> requests.Response:
+            while True:
+                response = session.request(method, url, headers=headers, **kwargs)
+                if response.status_code != 429:
+                    response.raise_for_status()
+                    return response
+                time.sleep(1 / float(response.headers["x-amzn-RateLimit-Limit"]))
+
+        for day in range(1, days + 1):
+            stamp = f"2024-01-{day:02d}"
+            export_id = call(
+                "POST",
+                f"{api}/exports",
+                json={
+                    "marketplaceId": "A2Q3Y263D00KWC",
+                    "dateStart": stamp,
+                    "dateEnd": stamp,
+                    "fileFormat": "XML",
+                },
+            ).json()["exportId"]
+            while (export := call("GET", f"{api}/exports/{export_id}").json()["export"])[
+                "status"
+            ] != "DONE":
+                time.sleep(30 / scale)  # poll every 30 (scaled) seconds
+            for document_id in export["invoicesDocumentIds"]:
+                time.sleep(max(0.0, last_document_call + interval - time.monotonic()))
+                last_document_call = time.monotonic()
+                url = call("GET", f"{api}/documents/{document_id}").json()["invoicesDocument"][
+                    "invoicesDocumentUrl"
+                ]
+                session.get(url).raise_for_status()
+        return time.monotonic() - started
+
+
+def speed_run(invoices: int, seed: int) -> dict[str, float]:
+    dataset = Dataset.generate(seed=seed, start=date(2024, 1, 1), days=1, invoices_per_day=invoices)
+    with EmulatorServer(
+        dataset,
+        time_scale=1000,
+        rate_overrides=LIFTED,
+        max_invoices_per_document=invoices + 1,
+        export_processing_seconds=(1, 1),
+        export_queue_seconds=0,
+        reuse_identical_documents=True,
+    ) as server:
+        config = server.connector_config(
+            "2024-01-01T00:00:00Z",
+            replication_end_date="2024-01-02T00:00:00Z",
+            documents_window_days=1,
+        )
+        # Build the ZIP once first, so that the timed read measures the connector, not the emulator.
+        with open(os.devnull, "wb") as sink:
+            read(server, config, ("invoice_documents",), sink)
+        with open(os.devnull, "wb") as sink:
+            wall = read(server, config, ("invoice_documents",), sink)
+        # The largest resident set of any child so far: every child is a read of this document.
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        zips = [p for p in Path(server.zips.directory).glob("**/*.zip")]
+        zip_mb = sum(p.stat().st_size for p in zips) / 2**20
+        xml_mb = sum(i.file_size for p in zips for i in zipfile.ZipFile(p).infolist()) / 2**20
+    return {
+        "records_per_second": invoices / wall,
+        "wall": wall,
+        "peak_rss_mb": peak_kb / 1024,
+        "zip_mb": zip_mb,
+        "xml_mb": xml_mb,
+    }
+
+
+def machine() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next((ln.split(":")[1].strip() for ln in cpuinfo if "model name" in ln), "?")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{python}, {os.cpu_count()} cores ({cpu})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["bound", "speed", "memory"], action="append")
+    parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
+    parser.add_argument("--scale", type=float, default=20.0, help="time scale of part (a)")
+    parser.add_argument("--speed-invoices", type=int, default=20_000)
+    parser.add_argument("--memory-invoices", type=int, default=50_000)
+    args = parser.parse_args()
+    parts = args.only or ["bound", "speed", "memory"]
+    median = statistics.median
+    print(f"machine: {machine()}")
+
+    if "bound" in parts:
+        runs = [bound_run(args.days, args.scale, seed) for seed in range(1, args.runs + 1)]
+        print(
+            f"\n(a) full read of all streams: {args.days} quiet and busy days, scale {args.scale:g}"
+        )
+        print("    bound = first_export + (D - 1) / r,  r = 0.0167/s x scale,")
+        print("            first_export = (5 s queue + 60 s minimum processing) / scale")
+        for r in runs:
+            print(
+                f"    run: {r['documents']:.0f} documents, wall {r['wall']:.1f} s, "
+                f"bound {r['bound']:.1f} s, ratio {r['ratio']:.3f}"
+            )
+        print(f"    median ratio to the bound: {median(r['ratio'] for r in runs):.3f}")
+        baseline = [sequential_run(args.days, args.scale, s) for s in range(1, args.runs + 1)]
+        ours = median(r["wall"] for r in runs)
+        print(
+            f"    sequential one-day loop: median {median(baseline):.1f} s "
+            f"({args.days} documents); ours {ours:.1f} s; speed-up x{median(baseline) / ours:.2f}"
+        )
+
+    if "speed" in parts:
+        runs = [speed_run(args.speed_invoices, seed) for seed in range(1, args.runs + 1)]
+        walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
+        print(f"\n(b) invoice_documents, limits lifted, {args.speed_invoices} invoices in one ZIP")
+        print(
+            f"    median {median(r['records_per_second'] for r in runs):,.0f} records/s, "
+            f"read to /dev/null (walls {walls} s, process start included)"
+        )
+
+    if "memory" in parts:
+        runs = [speed_run(args.memory_invoices, seed) for seed in range(1, args.runs + 1)]
+        print(
+            f"\n(c) peak RSS of a read of {args.memory_invoices} invoices in one ZIP "
+            f"({median(r['zip_mb'] for r in runs):.0f} MB, {median(r['xml_mb'] for r in runs):.0f} "
+            "MB of XML)"
+        )
+        print(
+            f"    median peak RSS {median(r['peak_rss_mb'] for r in runs):.0f} MB; "
+            f"median {median(r['records_per_second'] for r in runs):,.0f} records/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
