@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration clean
+.PHONY: demo test lint unit integration bench clean
 
 $(STAMP): setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -20,6 +20,10 @@ demo: $(STAMP)
 ## make test: lint, then every unit and integration test
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+## make bench: rate-limit bound ratio, records per second, peak RSS (not part of make test)
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
