@@ -50,13 +50,24 @@ class XmlEntry:
     xml: str
 
 
+_UTF8_DECLARATIONS = (
+    b'<?xml version="1.0" encoding="UTF-8"?>',
+    b'<?xml version="1.0" encoding="utf-8"?>',
+)
+
+
 def decode_xml(data: bytes) -> str:
     """XML bytes as text: a BOM wins, then the declared encoding, then UTF-8."""
+    if data.startswith(_UTF8_DECLARATIONS):  # nearly every NF-e: skip the search below
+        return _decode(data, "UTF-8")
     for bom, codec in _BOMS:
         if data.startswith(bom):
             return data.decode(codec)
     declared = _DECLARED_ENCODING.match(data[:200])
-    encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    return _decode(data, declared.group(1).decode("ascii") if declared else "utf-8")
+
+
+def _decode(data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except LookupError:
