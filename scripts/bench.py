@@ -10,8 +10,9 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             D the number of export documents the sync downloaded, r the applied rate of
             getInvoicesDocument (0.0167/s x time scale: one call per scaled minute, burst 1),
             first_export the time the emulator takes to finish the first export (queue +
-            processing, scaled): no document exists before its export is DONE. The same data set read by a plain sequential loop (one-day
-            windows: create, poll, fetch the document, download, next day) gives the speed-up.
+            processing, scaled): no document exists before its export is DONE. The same
+            data set read by a plain sequential loop (one-day windows: create, poll, fetch
+            the document, download, next day) gives the speed-up.
 (b) speed   invoice_documents records per second with the emulator's limits lifted: a single
             export of many realistic NF-e files, `source-sp-invoices read` writing to /dev/null.
 (c) memory  Peak RSS of that read on a ZIP of at least 50,000 invoices.
