@@ -16,11 +16,13 @@ setup(
         "requests>=2.32,<3",
         "jsonschema>=4.17,<5",
         "isal>=1.6,<2",  # ISA-L inflate: twice zlib's speed on the export ZIPs
+        "lxml>=6.0,<7",  # NF-e parsing: fast, and refuses entities, DTDs and network access
     ],
     extras_require={
         "tests": [
             "pytest>=8,<10",
             "requests-mock>=1.12,<2",
+            "nfelib>=3.2,<4",  # real NF-e 4.00 samples and bindings to check the parser against
             "ruff==0.17.6",
         ],
     },

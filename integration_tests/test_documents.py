@@ -6,6 +6,7 @@ import signal
 import subprocess
 from collections import Counter
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -159,3 +160,46 @@ def test_reads_stay_within_the_document_rate(cli, config, emulator):
     cli.run("read", config, catalog=catalog("invoice_documents"))
     assert emulator.stats.count("getInvoicesDocument", 429) == 0
     assert emulator.stats.count("createInvoicesExport", 429) == 0
+
+
+def test_documents_carry_nfe_columns_and_items_add_up_to_their_totals(
+    cli, config, dataset, emulator
+):
+    config["replication_end_date"] = "2024-01-04T00:00:00Z"
+    streams = ("invoices", "invoice_documents", "invoice_items")
+    run = cli.run("read", config, catalog=catalog(*streams))
+    assert run.returncode == 0, run.errors()
+    invoices = {r["id"]: r for r in run.records("invoices")}
+    documents = {r["invoiceId"]: r for r in run.records("invoice_documents")}
+    items = run.records("invoice_items")
+    assert set(documents) == set(invoices) == {i["invoiceId"] for i in items}
+    for invoice_id, document in documents.items():
+        assert "nfeParseError" not in document
+        assert document["accessKey"] == document["protocolAccessKey"]
+        assert document["number"] == invoices[invoice_id]["externalInvoiceId"]
+        own = [i for i in items if i["invoiceId"] == invoice_id]
+        assert sorted(i["itemNumber"] for i in own) == list(range(1, len(own) + 1))
+        gross = sum(Decimal(str(i["grossValue"])) for i in own)
+        assert gross == Decimal(str(document["totalProducts"]))
+    # Both streams came from the same exports and documents: each downloaded once.
+    assert len(emulator.export_requests()) == 3
+    assert emulator.stats.count("getInvoicesDocument", 200) == len(
+        {d["invoicesDocumentId"] for d in documents.values()}
+    )
+
+
+def test_invoice_items_alone_reads_every_item(cli, config, dataset):
+    config["replication_end_date"] = "2024-01-03T00:00:00Z"
+    run = cli.run("read", config, catalog=catalog("invoice_items"))
+    assert run.returncode == 0, run.errors()
+    assert {i["invoiceId"] for i in run.records("invoice_items")} == set(
+        truth(dataset, last="2024-01-02")
+    )
+
+
+def test_raw_xml_only_when_nfe_columns_are_off(cli, config):
+    config.update(parse_nfe=False, replication_end_date="2024-01-02T00:00:00Z")
+    run = cli.run("read", config, catalog=catalog("invoice_documents", "invoice_items"))
+    documents = run.records("invoice_documents")
+    assert documents and all("accessKey" not in d for d in documents)
+    assert run.records("invoice_items") == []

@@ -95,6 +95,7 @@ class Config:
     invoices_window: timedelta = timedelta(days=settings.DEFAULT_INVOICES_WINDOW_DAYS)
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
     documents_window_days: int = settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
+    parse_nfe: bool = True
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
@@ -176,6 +177,7 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
         documents_window_days=raw.get(
             "documents_window_days", settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
         ),
+        parse_nfe=raw.get("parse_nfe", True),
         filters=InvoiceFilters(
             statuses=tuple(raw.get("statuses") or ()),
             invoice_type=raw.get("invoice_type") or None,

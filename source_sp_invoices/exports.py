@@ -165,6 +165,7 @@ class ExportPipeline:
         spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
         poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
+        known_window: Callable[[date], Window | None] = lambda day: None,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
@@ -173,6 +174,7 @@ class ExportPipeline:
         self._spool = spool
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
+        self._known_window = known_window  # a window another stream already used this sync
         self._max_days = max(1, max_days)
         self.window_days = min(max(1, window_days), self._max_days)
         self._ceiling = self._max_days  # lowered when an export comes back split
@@ -231,9 +233,10 @@ class ExportPipeline:
         if self._next_day > self.last_day:
             return False
         last = min(self._next_day + timedelta(days=self.window_days - 1), self.last_day)
-        window = Window(self._next_day, last)
+        known = self._known_window(self._next_day)
+        window = known if known and known.last <= self.last_day else Window(self._next_day, last)
         self._jobs[window.key] = Job(window)
-        self._next_day = last + timedelta(days=1)
+        self._next_day = window.last + timedelta(days=1)
         return True
 
     def _learn(self, job: Job) -> None:

@@ -8,27 +8,41 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
-from airbyte_cdk.models import AirbyteConnectionStatus, Status, SyncMode
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    Status,
+    SyncMode,
+)
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import Config, parse_config
+from source_sp_invoices.document_cache import DocumentCache
 from source_sp_invoices.errors import host_of
 from source_sp_invoices.rate_limits import RateLimits, SpApiBudget
 from source_sp_invoices.streams import (
     InvoiceAttributes,
     InvoiceDocuments,
     InvoiceExports,
+    InvoiceItems,
     Invoices,
 )
 
 CHECK_MAX_RETRIES = 2  # a check answers in seconds; a sync retries longer
 
 
+SIMPLE_STREAMS = (InvoiceAttributes, Invoices, InvoiceExports)
+
+
 class SourceSpInvoices(AbstractSource):
     """Amazon SP-API Invoices (Brazil NF-e) source."""
+
+    _share_documents = False
 
     # parse_config validates against the spec itself, with messages that name the field.
     check_config_against_spec = False
@@ -63,10 +77,28 @@ class SourceSpInvoices(AbstractSource):
         # Shared by all streams: Amazon's limits apply per seller and application, not per stream.
         rate_limits = RateLimits()
         budget = SpApiBudget(rate_limits)
+        documents = DocumentCache()
+        documents.share = self._share_documents
         return [
-            stream(parsed, authenticator, rate_limits, budget)
-            for stream in (InvoiceAttributes, Invoices, InvoiceExports, InvoiceDocuments)
+            *(stream(parsed, authenticator, rate_limits, budget) for stream in SIMPLE_STREAMS),
+            *(
+                stream(parsed, authenticator, rate_limits, budget, cache=documents)
+                for stream in (InvoiceDocuments, InvoiceItems)
+            ),
         ]
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: list[AirbyteStateMessage] | None = None,
+    ) -> Iterator[AirbyteMessage]:
+        # With both document streams selected, the second reuses the first's exports and
+        # downloads: each document is fetched once per sync.
+        selected = {configured.stream.name for configured in catalog.streams}
+        self._share_documents = {"invoice_documents", "invoice_items"} <= selected
+        yield from super().read(logger, config, catalog, state)
 
 
 class _DropTraceback(logging.Filter):

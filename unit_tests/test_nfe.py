@@ -42,7 +42,13 @@ HEADER_PROPERTIES: dict[str, Any] = json.loads(
     (SCHEMAS / "nfe_header_properties.json").read_text(encoding="utf-8")
 )
 ITEM_SCHEMA: dict[str, Any] = json.loads((SCHEMAS / "invoice_items.json").read_text("utf-8"))
-ITEM_PROPERTIES: dict[str, Any] = ITEM_SCHEMA["properties"]
+# The stream adds where each item came from; the parser's own columns follow them.
+WINDOW_COLUMNS = ("exportId", "invoicesDocumentId", "dateStart", "dateEnd")
+ITEM_PROPERTIES: dict[str, Any] = {
+    column: prop
+    for column, prop in ITEM_SCHEMA["properties"].items()
+    if column not in WINDOW_COLUMNS
+}
 ARRAY_COLUMNS = ("payments", "volumes", "installments")
 # Columns whose documented path is not a plain lookup (checked by dedicated code below).
 SPECIAL = frozenset({"accessKey", "icmsGroup", "referencedAccessKeys", *ARRAY_COLUMNS})
@@ -470,7 +476,7 @@ def test_every_documented_column_is_read_from_its_path():
 
 def test_schemas_document_every_column_and_nothing_else():
     assert list(HEADER_PROPERTIES) == list(HEADER_COLUMNS)
-    assert list(ITEM_PROPERTIES) == ["invoiceId", *ITEM_COLUMNS]
+    assert list(ITEM_SCHEMA["properties"]) == ["invoiceId", *WINDOW_COLUMNS, *ITEM_COLUMNS]
     assert ITEM_SCHEMA["required"] == ["invoiceId", "itemNumber"]
     Draft7Validator.check_schema(ITEM_SCHEMA)
     Draft7Validator.check_schema({"type": "object", "properties": HEADER_PROPERTIES})

@@ -14,6 +14,7 @@ from requests.auth import AuthBase
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config
 from source_sp_invoices.errors import SpApiErrorHandler, amazon_error
+from source_sp_invoices.json_schemas import stream_schema
 from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
 
@@ -34,6 +35,9 @@ class SpApiStream(HttpStream, ABC):
         self._max_retries = max_retries
         self._budget = budget or SpApiBudget(rate_limits)
         super().__init__(authenticator=authenticator, api_budget=self._budget)
+
+    def get_json_schema(self) -> Mapping[str, Any]:
+        return stream_schema(self.name)
 
     @property
     def url_base(self) -> str:

@@ -1,8 +1,9 @@
-"""invoice_documents: one record per invoice XML of the export documents, window by window."""
+"""invoice_documents and invoice_items: the invoices of the export documents, window by window."""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from typing import IO, Any
@@ -29,7 +30,9 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import ConfigError
+from source_sp_invoices.document_cache import DocumentCache
 from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
+from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
 from source_sp_invoices.streams.base import SpApiStream
 from source_sp_invoices.streams.state import read_state_date, state_message
 
@@ -52,7 +55,7 @@ class DocumentDownloadFailed(AirbyteTracedException):
         )
 
 
-class InvoiceDocuments(SpApiStream):
+class ExportedInvoicesStream(SpApiStream, ABC):
     """Exports are created per window of whole UTC days and read to the last invoice.
 
     State: {"dateEnd": D} means every day up to D (included) was read completely; while a sync
@@ -61,13 +64,13 @@ class InvoiceDocuments(SpApiStream):
     exports again instead of creating new ones.
     """
 
-    name = "invoice_documents"
-    primary_key = "invoiceId"
     cursor_field = "dateEnd"
     state_checkpoint_interval = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, cache: DocumentCache | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._cache = cache or DocumentCache()
+        self._parser = NfeParser() if self.config.parse_nfe else None
         self._state: MutableMapping[str, Any] = {}
         self._pipeline: ExportPipeline | None = None
         self._downloads = HttpClient(
@@ -125,7 +128,7 @@ class InvoiceDocuments(SpApiStream):
         last = self.config.end_or_now().date() - timedelta(days=1)
         learnt = self._state.get("windowDays") if incremental else None
         self._pipeline = ExportPipeline(
-            _SpApiExports(self),
+            self._cache.wrap(_SpApiExports(self)),
             first,
             last,
             self._state.get("exports", {}) if incremental else {},
@@ -134,6 +137,7 @@ class InvoiceDocuments(SpApiStream):
             max_days=self.config.documents_window_days,
             document_slot_wait=lambda: self._budget.wait_time("getInvoicesDocument"),
             poll_unit=lambda: 1 / self._rate_limits.rate("getInvoicesExport"),
+            known_window=self._cache.window_starting,
         )
         self.logger.info(
             f"{self.name}: days {first} to {last}, in windows of up to "
@@ -160,16 +164,16 @@ class InvoiceDocuments(SpApiStream):
             else:
                 assert isinstance(event, Entry)
                 count += 1
-                # A message built here skips the CDK's per-record conversion (a copy of the
+                # Messages built here skip the CDK's per-record conversion (a copy of the
                 # record and type checks): tens of thousands of records per document.
-                yield AirbyteMessage(
-                    type=MessageType.RECORD,
-                    record=AirbyteRecordMessage(
-                        stream=self.name,
-                        data=_record(event),
-                        emitted_at=time.time_ns() // 1_000_000,
-                    ),
-                )
+                emitted_at = time.time_ns() // 1_000_000
+                for record in self._records(event):
+                    yield AirbyteMessage(
+                        type=MessageType.RECORD,
+                        record=AirbyteRecordMessage(
+                            stream=self.name, data=record, emitted_at=emitted_at
+                        ),
+                    )
         self._state = self._current_state(window, finished=True)
         self.logger.info(f"{self.name}: window {window} done, {count} invoice(s)")
 
@@ -192,16 +196,69 @@ class InvoiceDocuments(SpApiStream):
         state["windowDays"] = self._pipeline.window_days
         return state
 
+    @abstractmethod
+    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
+        """The records of one invoice XML."""
 
-def _record(entry: Entry) -> dict[str, Any]:
+    def _parse(self, entry: Entry) -> ParsedNfe | None:
+        """The NF-e's columns; None (and a warning naming the file) if the XML is unusable.
+
+        The raw XML still lands in invoice_documents, with `nfeParseError` saying why its
+        columns are empty: an unreadable file never stops the sync nor loses the invoice.
+        """
+        assert self._parser is not None
+        try:
+            return self._parser.parse(entry.xml.xml)
+        except NfeError as error:
+            self.logger.warning(
+                f"{self.name}: {entry.xml.file_name} of export {entry.export_id} "
+                f"(document {entry.document_id}) is not a readable NF-e: {error}"
+            )
+            return None
+
+
+class InvoiceDocuments(ExportedInvoicesStream):
+    """One record per invoice XML: the raw text and, unless turned off, the NF-e header."""
+
+    name = "invoice_documents"
+    primary_key = "invoiceId"
+
+    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
+        record = _window_fields(entry)
+        record["fileName"] = entry.xml.file_name
+        record["xml"] = entry.xml.xml
+        if self._parser is not None:
+            parsed = self._parse(entry)
+            if parsed is None:
+                record["nfeParseError"] = "not a readable NF-e: see the sync's log"
+            else:
+                record.update(parsed.header)
+        return (record,)
+
+
+class InvoiceItems(ExportedInvoicesStream):
+    """One record per NF-e item (det) of every invoice of the export documents."""
+
+    name = "invoice_items"
+    primary_key = ["invoiceId", "itemNumber"]
+
+    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
+        if self._parser is None:
+            return ()
+        parsed = self._parse(entry)
+        if parsed is None:
+            return ()
+        common = _window_fields(entry)
+        return [{**common, **item} for item in parsed.items]
+
+
+def _window_fields(entry: Entry) -> dict[str, Any]:
     return {
         "invoiceId": entry.xml.invoice_id,
         "exportId": entry.export_id,
         "invoicesDocumentId": entry.document_id,
-        "fileName": entry.xml.file_name,
         "dateStart": entry.window.first.isoformat(),
         "dateEnd": entry.window.last.isoformat(),
-        "xml": entry.xml.xml,
     }
 
 
