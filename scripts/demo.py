@@ -19,7 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 BIN = Path(sys.executable).parent
-STREAMS = ["invoice_attributes", "invoices", "invoice_documents", "invoice_exports"]
+STREAMS = [
+    "invoice_attributes",
+    "invoices",
+    "invoice_documents",
+    "invoice_items",
+    "invoice_exports",
+]
 FULL_REFRESH_ONLY = {"invoice_attributes"}
 
 
@@ -123,8 +129,15 @@ def summarise(messages: list[dict]) -> None:
             f"\ninvoice_documents: {len(documents)} invoice XML files from {len(files)} "
             f"document(s) of {len(exports)} export(s), {days[0]} to {days[-1]}"
         )
-        sample = documents[0]["xml"]
-        print("  " + sample[:160].replace("\n", " ") + " ...")
+        first = documents[0]
+        columns = ("accessKey", "number", "issuedAt", "issuerName", "recipientName", "totalInvoice")
+        print("  NF-e columns of the first: " + ", ".join(f"{c}={first.get(c)}" for c in columns))
+    items = [r["data"] for r in records if r["stream"] == "invoice_items"]
+    if items:
+        item = items[0]
+        columns = ("itemNumber", "description", "ncm", "cfop", "commercialQuantity", "unitValue")
+        print(f"invoice_items: {len(items)} items; the first: ")
+        print("  " + ", ".join(f"{c}={item.get(c)}" for c in columns))
     if states:
         last = {
             s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in states
