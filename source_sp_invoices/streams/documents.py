@@ -33,7 +33,7 @@ from source_sp_invoices.config import ConfigError
 from source_sp_invoices.document_cache import DocumentCache
 from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
-from source_sp_invoices.streams.base import SpApiStream
+from source_sp_invoices.streams.base import IncrementalSpApiStream
 from source_sp_invoices.streams.state import read_state_date, state_message
 
 # The pre-signed S3 URL answers 403 (or 400) once it has expired, 404 if it is wrong: the
@@ -55,7 +55,7 @@ class DocumentDownloadFailed(AirbyteTracedException):
         )
 
 
-class ExportedInvoicesStream(SpApiStream, ABC):
+class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     """Exports are created per window of whole UTC days and read to the last invoice.
 
     State: {"dateEnd": D} means every day up to D (included) was read completely; while a sync
@@ -65,13 +65,11 @@ class ExportedInvoicesStream(SpApiStream, ABC):
     """
 
     cursor_field = "dateEnd"
-    state_checkpoint_interval = None
 
     def __init__(self, *args: Any, cache: DocumentCache | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cache = cache or DocumentCache()
         self._parser = NfeParser() if self.config.parse_nfe else None
-        self._state: MutableMapping[str, Any] = {}
         self._pipeline: ExportPipeline | None = None
         self._downloads = HttpClient(
             name=f"{self.name}_download",
@@ -83,17 +81,11 @@ class ExportedInvoicesStream(SpApiStream, ABC):
             authenticator=None,  # the S3 URL is pre-signed: no SP-API or LWA header leaves
         )
 
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._state
-
-    @state.setter
-    def state(self, value: MutableMapping[str, Any]) -> None:
-        self._state = dict(value or {})
+    def check_state(self, state: Mapping[str, Any]) -> None:
         for key in ("dateEnd", "resume_from"):
-            if key in self._state:
-                read_state_date(self.name, self._state, key)
-        exports = self._state.get("exports", {})
+            if key in state:
+                read_state_date(self.name, state, key)
+        exports = state.get("exports", {})
         try:
             for key, export in exports.items():
                 Window.from_key(key)

@@ -10,12 +10,12 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
-from source_sp_invoices.streams.base import SpApiStream
+from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import format_datetime, parse_datetime
 
 
-class InvoiceExports(SpApiStream):
+class InvoiceExports(PagedSpApiStream):
     """The API's Export objects as they are; the cursor is when generating the export started.
 
     Each incremental sync asks again for exports created up to `lookback_days` before the
@@ -25,22 +25,14 @@ class InvoiceExports(SpApiStream):
     name = "invoice_exports"
     primary_key = "exportId"
     cursor_field = "generateExportStartedAt"
-    state_checkpoint_interval = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._state: MutableMapping[str, Any] = {}
         self._latest: datetime | None = None
 
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._state
-
-    @state.setter
-    def state(self, value: MutableMapping[str, Any]) -> None:
-        self._state = dict(value or {})
-        if self.cursor_field in self._state:
-            read_state_datetime(self.name, self._state, self.cursor_field)
+    def check_state(self, state: Mapping[str, Any]) -> None:
+        if self.cursor_field in state:
+            read_state_datetime(self.name, state, self.cursor_field)
 
     def path(self, **kwargs: Any) -> str:
         return "exports"
@@ -54,25 +46,12 @@ class InvoiceExports(SpApiStream):
             begin = max(begin, cursor - self.config.lookback)
         yield {"dateStart": format_datetime(begin), "dateEnd": format_datetime(datetime.now(UTC))}
 
-    def request_params(
-        self,
-        stream_state: Mapping[str, Any] | None,
-        stream_slice: Mapping[str, Any] | None = None,
-        next_page_token: Mapping[str, Any] | None = None,
-    ) -> MutableMapping[str, Any]:
-        if next_page_token:  # Amazon refuses a nextToken sent with the original filters
-            return {"marketplaceId": self.config.marketplace_id, **next_page_token}
-        assert stream_slice is not None
+    def first_page_params(self, stream_slice: Mapping[str, Any]) -> MutableMapping[str, Any]:
         return {
-            "marketplaceId": self.config.marketplace_id,
             "dateStart": stream_slice["dateStart"],
             "dateEnd": stream_slice["dateEnd"],
             "pageSize": settings.EXPORTS_PAGE_SIZE,
         }
-
-    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
-        token = response.json().get("nextToken")
-        return {"nextToken": token} if token else None
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
         for export in response.json().get("exports") or []:

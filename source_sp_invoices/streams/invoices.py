@@ -10,12 +10,12 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
-from source_sp_invoices.streams.base import SpApiStream
+from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
 
 
-class Invoices(SpApiStream):
+class Invoices(PagedSpApiStream):
     """Invoice metadata; the cursor is the invoice's issue date.
 
     State: {"date": D} means every window ending at or before D was read completely. While a sync
@@ -26,23 +26,15 @@ class Invoices(SpApiStream):
     name = "invoices"
     primary_key = "id"
     cursor_field = "date"
-    state_checkpoint_interval = None  # state is saved per window, never in the middle of one
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._state: MutableMapping[str, Any] = {}
         self._plan_end: datetime | None = None
 
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._state
-
-    @state.setter
-    def state(self, value: MutableMapping[str, Any]) -> None:
-        self._state = dict(value or {})
+    def check_state(self, state: Mapping[str, Any]) -> None:
         for key in ("date", "resume_from"):
-            if key in self._state:
-                self._state_datetime(key)  # reject a state we cannot read before any work
+            if key in state:
+                read_state_datetime(self.name, state, key)
 
     def path(self, **kwargs: Any) -> str:
         return "invoices"
@@ -72,18 +64,8 @@ class Invoices(SpApiStream):
                 "window": f"{number}/{len(windows)}",
             }
 
-    def request_params(
-        self,
-        stream_state: Mapping[str, Any] | None,
-        stream_slice: Mapping[str, Any] | None = None,
-        next_page_token: Mapping[str, Any] | None = None,
-    ) -> MutableMapping[str, Any]:
-        # Amazon refuses a nextToken sent with the original filters: send it alone.
-        if next_page_token:
-            return {"marketplaceId": self.config.marketplace_id, **next_page_token}
-        assert stream_slice is not None
+    def first_page_params(self, stream_slice: Mapping[str, Any]) -> MutableMapping[str, Any]:
         return {
-            "marketplaceId": self.config.marketplace_id,
             "dateStart": stream_slice["dateStart"],
             "dateEnd": stream_slice["dateEnd"],
             "pageSize": settings.INVOICES_PAGE_SIZE,
@@ -91,10 +73,6 @@ class Invoices(SpApiStream):
             "sortOrder": "ASC",
             **self.config.filters.query_params(),
         }
-
-    def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
-        token = response.json().get("nextToken")
-        return {"nextToken": token} if token else None
 
     def parse_response(
         self,
