@@ -81,3 +81,27 @@ def test_an_entry_larger_than_the_bound_is_refused_before_it_is_inflated():
     archive = zip_of({"bomb.xml": b"\x00" * 10_000})
     with pytest.raises(InvalidEntry, match="bomb.xml would decompress to 10000 bytes"):
         list(read_entries(archive, max_entry_bytes=1000))
+
+
+def test_stored_entries_and_zip64_and_prefixed_archives_read_the_same():
+    names = {f"{n}.xml": f"<NFe>{n} ã</NFe>".encode() for n in range(3)}
+    stored = io.BytesIO()
+    with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in names.items():
+            archive.writestr(name, data)
+    zip64 = io.BytesIO()
+    with zipfile.ZipFile(zip64, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in names.items():
+            with archive.open(name, "w", force_zip64=True) as entry:
+                entry.write(data)
+    prefixed = io.BytesIO(b"#!/bin/sh\n" + zip_of(names).getvalue())  # offsets no longer add up
+    expected = [(n, d.decode()) for n, d in names.items()]
+    for file in (stored, zip64, prefixed):
+        file.seek(0)
+        assert [(e.file_name, e.xml) for e in read_entries(file)] == expected
+
+
+def test_a_cut_central_directory_is_a_corrupt_document():
+    whole = zip_of({"a.xml": b"<a/>", "b.xml": b"<b/>"}).getvalue()
+    with pytest.raises(CorruptDocument):
+        list(read_entries(io.BytesIO(whole[:-30])))
