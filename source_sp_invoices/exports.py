@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -130,9 +130,8 @@ class DocumentUnreadable(AirbyteTracedException):
         )
 
 
-@dataclass(frozen=True)
-class Entry:
-    """An invoice XML read from a document, with where it came from."""
+class Entry(NamedTuple):
+    """An invoice XML read from a document, with where it came from (one per invoice)."""
 
     window: Window
     export_id: str

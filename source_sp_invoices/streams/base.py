@@ -34,10 +34,14 @@ class SpApiStream(HttpStream, ABC):
         self._rate_limits = rate_limits
         self._max_retries = max_retries
         self._budget = budget or SpApiBudget(rate_limits)
+        self._schema: Mapping[str, Any] | None = None
         super().__init__(authenticator=authenticator, api_budget=self._budget)
 
     def get_json_schema(self) -> Mapping[str, Any]:
-        return stream_schema(self.name)
+        # The CDK asks for it with every record it converts: build it once per stream.
+        if self._schema is None:
+            self._schema = stream_schema(self.name)
+        return self._schema
 
     @property
     def url_base(self) -> str:

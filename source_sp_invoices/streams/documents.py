@@ -6,6 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import timedelta
+from functools import lru_cache
 from typing import IO, Any
 
 import requests
@@ -245,13 +246,20 @@ class InvoiceItems(ExportedInvoicesStream):
 
 
 def _window_fields(entry: Entry) -> dict[str, Any]:
+    first, last = _iso_days(entry.window)
     return {
         "invoiceId": entry.xml.invoice_id,
         "exportId": entry.export_id,
         "invoicesDocumentId": entry.document_id,
-        "dateStart": entry.window.first.isoformat(),
-        "dateEnd": entry.window.last.isoformat(),
+        "dateStart": first,
+        "dateEnd": last,
     }
+
+
+@lru_cache(maxsize=64)
+def _iso_days(window: Window) -> tuple[str, str]:
+    """A window's days as text, built once per window rather than once per invoice."""
+    return window.first.isoformat(), window.last.isoformat()
 
 
 class _SpApiExports:
