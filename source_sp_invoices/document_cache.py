@@ -29,6 +29,7 @@ class DocumentCache:
         self._documents: dict[str, list[str]] = {}
         self._files: dict[str, Path] = {}
         self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self._saved = 0
 
     def window_starting(self, day: date) -> Window | None:
         return self._windows.get(day) if self.share else None
@@ -40,7 +41,8 @@ class DocumentCache:
     def _file_for(self, document_id: str) -> Path:
         if self._directory is None:
             self._directory = tempfile.TemporaryDirectory(prefix="sp-invoices-documents-")
-        return Path(self._directory.name) / f"{len(self._files)}.zip"
+        self._saved += 1  # not len(self._files): files read once are dropped from it
+        return Path(self._directory.name) / f"{self._saved}.zip"
 
 
 class _SharedExports:

@@ -323,3 +323,41 @@ def test_other_exports_are_polled_while_waiting_for_the_document_slot():
     # while the second document of window 1 waited a minute, window 2's export became DONE
     assert api.polls["E2"] >= 3
     assert clock.time >= 60
+
+
+def test_the_document_cache_keeps_each_document_apart():
+    from source_sp_invoices.document_cache import DocumentCache
+
+    windows = WINDOWS[:3]
+    api = FakeApi(documents_for(windows))
+    cache = DocumentCache()
+    cache.share = True
+    first, _ = run(pipeline_for(cache.wrap(api), windows, known_window=cache.window_starting))
+    created, downloads = list(api.created), list(api.downloads)
+    second, _ = run(pipeline_for(cache.wrap(api), windows, known_window=cache.window_starting))
+    assert second == first  # the same invoices, document by document
+    assert api.created == created and api.downloads == downloads  # nothing asked of Amazon again
+
+
+def test_a_cached_document_is_never_overwritten_by_a_later_one():
+    import io as _io
+
+    from source_sp_invoices.document_cache import DocumentCache
+
+    class Bytes:
+        def download_document(self, document_id, sink):
+            sink.write(document_id.encode() * 10)
+
+    cache = DocumentCache()
+    cache.share = True
+    shared = cache.wrap(Bytes())
+
+    def download(document_id):
+        sink = _io.BytesIO()
+        shared.download_document(document_id, sink)
+        return sink.getvalue()
+
+    download("A"), download("B")  # the first stream saves both
+    assert download("A") == b"A" * 10  # the second stream reads A from the cache...
+    download("C")  # ...while the first saves another
+    assert download("B") == b"B" * 10
