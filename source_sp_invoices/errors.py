@@ -55,6 +55,14 @@ def host_of(error: requests.RequestException) -> str:
     return urlsplit(url).netloc or "the SP-API endpoint"
 
 
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
 class SpApiErrorHandler(HttpStatusErrorHandler):
     """The CDK's default mapping, with SP-API's meanings of 400, 403 and 404 made explicit."""
 
@@ -82,6 +90,15 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
         if not isinstance(response, requests.Response):
             return super().interpret_response(response_or_exception)
         status = response.status_code
+        if response.ok and not _is_json(response):
+            # A proxy's HTML page or a body cut short: ask again rather than fail on parsing.
+            return ErrorResolution(
+                response_action=ResponseAction.RETRY,
+                failure_type=FailureType.transient_error,
+                error_message=f"Amazon answered with a body that is not JSON "
+                f"[HTTP {status}, x-amzn-RequestId "
+                f"{response.headers.get('x-amzn-RequestId', 'unknown')}]",
+            )
         if status < 400 or status == 429 or status >= 500:
             return super().interpret_response(response)
         request = response.request

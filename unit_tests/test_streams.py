@@ -295,3 +295,27 @@ def test_no_secret_reaches_the_output(lwa, requests_mock, config, capfd):
         "Atza|unit-test-access-token",
     ):
         assert secret not in printed
+
+
+def test_a_body_that_is_not_json_is_asked_again(lwa, requests_mock, config):
+    config["invoices_window_days"] = 30
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        [
+            {"status_code": 200, "text": "<html>proxy error</html>"},
+            {"status_code": 200, "text": '{"invoices": [{"id": "inv-1", "da'},
+            {"json": {"invoices": [invoice(1, "2024-01-02T00:00:00Z")]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    assert [r["id"] for r in records_of(output, "invoices")] == ["inv-1"]
+    assert route.call_count == 3
+
+
+def test_a_body_that_stays_unreadable_fails_saying_so(lwa, requests_mock, config):
+    requests_mock.get(
+        f"{API_URL}/invoices", text="<html>proxy error</html>", headers={"x-amzn-RequestId": "r9"}
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"))
+    message = output.errors[0].trace.error.message
+    assert "a body that is not JSON" in message and "r9" in message
