@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -34,7 +35,7 @@ def amazon_error(response: requests.Response) -> str:
     """Amazon's own words for a failed request: code, message, details and request id."""
     parts = []
     try:
-        errors = response.json().get("errors") or []
+        errors = json_body(response).get("errors") or []
     except (ValueError, AttributeError):
         errors = []
     for error in errors if isinstance(errors, list) else []:
@@ -55,9 +56,22 @@ def host_of(error: requests.RequestException) -> str:
     return urlsplit(url).netloc or "the SP-API endpoint"
 
 
+def json_body(response: requests.Response) -> Any:
+    """The decoded JSON body, decoded once per response (the error handler, the records and
+    the next page token all read it); ValueError if it is not JSON."""
+    body = getattr(response, "_decoded_json", _UNSET)
+    if body is _UNSET:
+        body = response.json()
+        response._decoded_json = body  # type: ignore[attr-defined]
+    return body
+
+
+_UNSET = object()
+
+
 def _is_json(response: requests.Response) -> bool:
     try:
-        response.json()
+        json_body(response)
     except ValueError:
         return False
     return True

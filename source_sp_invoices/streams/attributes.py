@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from source_sp_invoices.errors import json_body
 from source_sp_invoices.streams.base import SpApiStream
 
 
@@ -28,7 +29,7 @@ class InvoiceAttributes(SpApiStream):
     def parse_response(
         self, response: requests.Response, **kwargs: Any
     ) -> Iterable[Mapping[str, Any]]:
-        attributes = response.json().get("invoicesAttributes") or {}
+        attributes = json_body(response).get("invoicesAttributes") or {}
         for key, options in attributes.items():
             # "invoiceStatusOptions" -> "invoiceStatus": the name of the matching filter
             attribute = key[: -len("Options")] if key.endswith("Options") else key

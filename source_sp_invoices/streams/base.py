@@ -13,7 +13,7 @@ from requests.auth import AuthBase
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config
-from source_sp_invoices.errors import SpApiErrorHandler, amazon_error
+from source_sp_invoices.errors import SpApiErrorHandler, amazon_error, json_body
 from source_sp_invoices.json_schemas import stream_schema
 from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
@@ -108,5 +108,5 @@ class PagedSpApiStream(IncrementalSpApiStream, ABC):
         return {"marketplaceId": self.config.marketplace_id, **self.first_page_params(stream_slice)}
 
     def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
-        token = response.json().get("nextToken")
+        token = json_body(response).get("nextToken")
         return {"nextToken": token} if token else None

@@ -32,6 +32,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_sp_invoices import settings
 from source_sp_invoices.config import ConfigError
 from source_sp_invoices.document_cache import DocumentCache
+from source_sp_invoices.errors import json_body
 from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
 from source_sp_invoices.streams.base import IncrementalSpApiStream
@@ -90,8 +91,9 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         try:
             for key, export in exports.items():
                 Window.from_key(key)
-                assert isinstance(export, dict) and isinstance(export.get("exportId"), str)
-        except (AttributeError, AssertionError, ValueError):
+                if not isinstance(export, dict) or not isinstance(export.get("exportId"), str):
+                    raise ValueError(key)
+        except (AttributeError, ValueError):
             raise ConfigError(
                 f"The saved state of stream `{self.name}` has exports={exports!r}, which is not "
                 'a map of "YYYY-MM-DD/YYYY-MM-DD" windows to {"exportId": ...}. Fix the state '
@@ -288,7 +290,7 @@ class _SpApiExports:
             "fileFormat": "XML",
             **config.filters.export_body(),
         }
-        export_id = self._send("POST", "exports", json=body).json().get("exportId")
+        export_id = json_body(self._send("POST", "exports", json=body)).get("exportId")
         if not export_id:
             raise AirbyteTracedException(
                 message=f"createInvoicesExport for {window} answered without an exportId."
@@ -299,12 +301,12 @@ class _SpApiExports:
         response = self._send("GET", f"exports/{export_id}")
         if response.status_code == 404:
             return None
-        return response.json().get("export") or {}
+        return json_body(response).get("export") or {}
 
     def download_document(self, document_id: str, sink: IO[bytes]) -> None:
         reason = ""
         for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
-            document = self._send("GET", f"documents/{document_id}").json()
+            document = json_body(self._send("GET", f"documents/{document_id}"))
             url = (document.get("invoicesDocument") or {}).get("invoicesDocumentUrl")
             if not url:
                 raise AirbyteTracedException(

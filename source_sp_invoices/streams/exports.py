@@ -10,6 +10,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
+from source_sp_invoices.errors import json_body
 from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import format_datetime, parse_datetime
@@ -54,7 +55,7 @@ class InvoiceExports(PagedSpApiStream):
         }
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
-        for export in response.json().get("exports") or []:
+        for export in json_body(response).get("exports") or []:
             started = export.get(self.cursor_field)
             if started:
                 moment = parse_datetime(started)

@@ -10,6 +10,7 @@ import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
+from source_sp_invoices.errors import json_body
 from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
@@ -84,7 +85,7 @@ class Invoices(PagedSpApiStream):
         assert stream_slice is not None
         start = parse_datetime(stream_slice["dateStart"])
         stop = parse_datetime(stream_slice["dateEnd"])
-        for invoice in response.json().get("invoices") or []:
+        for invoice in json_body(response).get("invoices") or []:
             # Keep the window half-open, so that an invoice on a boundary is read exactly once
             # whether Amazon treats dateEnd as inclusive or not.
             issued = _issue_date(invoice)
