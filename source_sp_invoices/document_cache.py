@@ -9,13 +9,13 @@ both streams are selected.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from source_sp_invoices.downloads import DocumentSource, FileSource
 from source_sp_invoices.exports import DONE, ExportsApi, Window
 
 
@@ -69,18 +69,14 @@ class _SharedExports:
             cache._documents[export_id] = list(export.get("invoicesDocumentIds") or [])
         return export
 
-    def download_document(self, document_id: str, sink: IO[bytes]) -> None:
+    def download_document(self, document_id: str, keep: Path | None = None) -> DocumentSource:
         cache = self._cache
-        cached = cache._files.get(document_id) if cache.share else None
-        if cached is not None:
-            with cached.open("rb") as source:
-                shutil.copyfileobj(source, sink, 1024 * 1024)
-            del cache._files[document_id]  # read once more at most: a broken copy is refetched
-            return
-        self._api.download_document(document_id, sink)
-        if cache.share:
-            path = cache._file_for(document_id)
-            sink.seek(0)
-            with path.open("wb") as copy:
-                shutil.copyfileobj(sink, copy, 1024 * 1024)
-            cache._files[document_id] = path
+        cached = cache._files.pop(document_id, None) if cache.share else None
+        if cached is not None:  # read once more at most: a broken copy is fetched again
+            return FileSource(cached)
+        if not cache.share:
+            return self._api.download_document(document_id, keep)
+        path = cache._file_for(document_id)
+        source = self._api.download_document(document_id, path)
+        cache._files[document_id] = path  # complete once the first stream has read it
+        return source

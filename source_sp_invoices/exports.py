@@ -15,18 +15,19 @@ transition without sleeping.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import IO, Any, NamedTuple, Protocol
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
-from source_sp_invoices.zip_reader import CorruptDocument, XmlEntry, read_entries
+from source_sp_invoices.downloads import DocumentSource
+from source_sp_invoices.zip_reader import CorruptDocument, XmlEntry, stream_entries
 
 NEW, REQUESTED, PROCESSING, DONE, ERROR = "NEW", "REQUESTED", "PROCESSING", "DONE", "ERROR"
 
@@ -87,8 +88,9 @@ class ExportsApi(Protocol):
     def get_export(self, export_id: str) -> Mapping[str, Any] | None:
         """The Export object, or None when Amazon no longer knows the id."""
 
-    def download_document(self, document_id: str, sink: IO[bytes]) -> None:
-        """Get a fresh URL for the document and download it into `sink` at once."""
+    def download_document(self, document_id: str, keep: Path | None = None) -> DocumentSource:
+        """Get a fresh URL for the document and start downloading it at once (to `keep`, if
+        given, where the file stays after the source is closed)."""
 
 
 class Clock(Protocol):
@@ -161,7 +163,6 @@ class ExportPipeline:
         max_days: int = 1,
         ahead: int = settings.DEFAULT_EXPORTS_AHEAD,
         clock: Clock | None = None,
-        spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
         poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
         known_window: Callable[[date], Window | None] = lambda day: None,
@@ -170,7 +171,6 @@ class ExportPipeline:
         self._clock = clock or SystemClock()
         self._logger = logger
         self._ahead = max(1, ahead)
-        self._spool = spool
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
         self._known_window = known_window  # a window another stream already used this sync
@@ -213,12 +213,8 @@ class ExportPipeline:
             while (slot := self._slot_wait()) > 0:
                 yield from self._advance(window)
                 self._wait(min(slot, self._next_poll()))
-            count = 0
-            for entry in self._read_document(job, document_id):
-                count += 1
-                yield entry
+            yield from self._read_document(job, document_id)
             job.documents_done.append(document_id)
-            self._logger.info(f"Window {window}: document {document_id} gave {count} invoice(s).")
             yield CHECKPOINT
         del self._jobs[window.key]
 
@@ -333,22 +329,29 @@ class ExportPipeline:
         return recreated
 
     def _read_document(self, job: Job, document_id: str) -> Iterator[Entry]:
-        """Download a document into a spool file and read it; download again when unreadable."""
+        """Read a document while it downloads; download it again when it breaks off or is
+        unreadable, skipping the entries already read."""
         emitted: set[str] = set()  # entries already read from an earlier, broken download
         reason = ""
         for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
-            with self._spool() as spool:
-                self._api.download_document(document_id, spool)
-                spool.seek(0)
-                try:
-                    for xml in read_entries(spool, skip=frozenset(emitted)):
+            started = self._clock.now()
+            try:
+                with self._api.download_document(document_id) as source:
+                    for xml in stream_entries(source, skip=frozenset(emitted)):
                         emitted.add(xml.file_name)
                         yield Entry(job.window, job.export_id or "", document_id, xml)
-                    return
-                except CorruptDocument as error:
-                    reason = str(error)
-                    self._logger.warning(
-                        f"Window {job.window}: document {document_id} is unreadable ({reason}); "
-                        f"downloading it again with a fresh URL (attempt {attempt})."
-                    )
+                    size = source.size
+            except CorruptDocument as error:
+                reason = str(error)
+                self._logger.warning(
+                    f"Window {job.window}: document {document_id} is unreadable ({reason}); "
+                    f"downloading it again with a fresh URL (attempt {attempt})."
+                )
+                continue
+            seconds = self._clock.now() - started
+            self._logger.info(
+                f"Window {job.window}: document {document_id}: {len(emitted)} invoice(s), "
+                f"{size / 2**20:.1f} MB, downloaded and read in {seconds:.1f} s."
+            )
+            return
         raise DocumentUnreadable(document_id, job.window, reason)

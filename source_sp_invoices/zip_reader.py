@@ -13,7 +13,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Protocol
 
 from source_sp_invoices import settings
 
@@ -83,6 +83,176 @@ def invoice_id_of(file_name: str) -> str:
     """The invoice id is the entry's file name without its directory and .xml extension."""
     base = file_name.rsplit("/", 1)[-1]
     return base[:-4] if base.lower().endswith(".xml") else base
+
+
+class GrowingZip(Protocol):
+    """A ZIP being downloaded: bytes by position as they arrive, the whole file at the end."""
+
+    def read_at(self, offset: int, size: int, at_least: int | None = None) -> bytes: ...
+
+    def whole(self) -> IO[bytes]: ...
+
+
+def stream_entries(
+    source: GrowingZip,
+    skip: frozenset[str] = frozenset(),
+    max_entry_bytes: int = settings.MAX_XML_ENTRY_BYTES,
+) -> Iterator[XmlEntry]:
+    """Yield every XML entry of a ZIP in the order of its local headers, while it downloads.
+
+    Entries are read as they arrive; once the download is complete, the central directory is
+    checked against what was read, and anything the stream could not read (unusual methods,
+    ZIP64, entries only the directory knows) is read from the whole file instead.
+    """
+    cursor = _Cursor(source)
+    seen: set[str] = set()
+    read_all = False
+    try:
+        while True:
+            header = cursor.take(_LOCAL_ENTRY.size)
+            if len(header) < _LOCAL_ENTRY.size or header[:4] != b"PK\x03\x04":
+                read_all = header[:4] == b"PK\x01\x02"
+                break
+            _, flags, method, crc, packed, unpacked, name_size, extra_size = _LOCAL_ENTRY.unpack(
+                header
+            )
+            described = bool(flags & 0x8)  # sizes and CRC-32 follow the data
+            if (
+                flags & 0x1
+                or method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                or (described and method != zipfile.ZIP_DEFLATED)
+                or _LIMIT in (packed, unpacked)
+            ):
+                break  # the whole-file reader below handles it
+            name_bytes = cursor.take(name_size)
+            cursor.skip(extra_size)
+            name = name_bytes.decode("utf-8" if flags & 0x800 else "cp437")
+            if described:
+                data, crc, unpacked = _inflate_described(cursor, name, max_entry_bytes)
+            else:
+                if unpacked > max_entry_bytes and name not in skip:
+                    raise InvalidEntry(
+                        f"{name} would decompress to {unpacked} bytes, more than the limit of "
+                        f"{max_entry_bytes}"
+                    )
+                raw = cursor.take(packed)
+                if len(raw) != packed:
+                    raise EOFError("the entry is cut short")
+                if name in skip or name.endswith("/"):
+                    data = b""
+                elif method == zipfile.ZIP_STORED:
+                    data = raw
+                else:
+                    data = _inflate_bytes(raw, name, max_entry_bytes)
+            seen.add(name)
+            if name in skip or name.endswith("/"):
+                continue
+            if len(data) != unpacked or zlib.crc32(data) != crc:
+                raise zipfile.BadZipFile(f"{name}: size or CRC-32 does not match its header")
+            try:
+                text = decode_xml(data)
+            except InvalidEntry as error:
+                raise InvalidEntry(f"{name} {error}") from None
+            yield XmlEntry(name, invoice_id_of(name), text)
+    except (zipfile.BadZipFile, zlib.error, _inflater.error, EOFError, struct.error) as error:
+        raise CorruptDocument(f"not a readable ZIP: {error}") from error
+    file = source.whole()
+    if read_all and _directory_agrees(file, cursor.position, len(seen)):
+        return
+    yield from read_entries(file, skip=skip | seen, max_entry_bytes=max_entry_bytes)
+
+
+_LOCAL_ENTRY = struct.Struct("<4s2xHH4xLLLHH")  # signature, flags, method, CRC, sizes, names
+
+
+class _Cursor:
+    """Sequential reads over a growing ZIP, a block at a time rather than a call per field."""
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, source: GrowingZip) -> None:
+        self._source = source
+        self._buffer = b""
+        self._start = 0  # file offset of the buffer
+        self.position = 0  # file offset of the next byte to take
+
+    def take(self, size: int) -> bytes:
+        at = self.position - self._start
+        if at + size > len(self._buffer):
+            self._fill(size)
+            at = 0
+        self.position += size
+        data = self._buffer[at : at + size]
+        if len(data) < size:
+            self.position -= size - len(data)
+        return data
+
+    def skip(self, size: int) -> None:
+        self.take(size)
+
+    def rest(self) -> memoryview:
+        """What the buffer holds past the position, read ahead if it holds nothing."""
+        if self.position - self._start >= len(self._buffer):
+            self._fill(1)
+        return memoryview(self._buffer)[self.position - self._start :]
+
+    def _fill(self, size: int) -> None:
+        self._buffer = self._source.read_at(self.position, max(size, self.BLOCK), size)
+        self._start = self.position
+
+
+def _inflate_bytes(raw: bytes, name: str, max_bytes: int) -> bytes:
+    inflater = _inflater.decompressobj(-zlib.MAX_WBITS)
+    data = inflater.decompress(raw, max_bytes + 1)
+    if inflater.unconsumed_tail or not inflater.eof:
+        if len(data) > max_bytes:
+            raise InvalidEntry(f"{name} decompresses past {max_bytes} bytes")
+        raise EOFError("the compressed data ends early")
+    return data
+
+
+_DESCRIPTOR = struct.Struct("<LLL")
+_DESCRIBED_STEP = 8192
+
+
+def _inflate_described(cursor: _Cursor, name: str, max_bytes: int) -> tuple[bytes, int, int]:
+    """Inflate an entry whose sizes follow its data: the deflate stream says where it ends."""
+    inflater = _inflater.decompressobj(-zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    size = 0
+    while not inflater.eof:
+        available = cursor.rest()[:_DESCRIBED_STEP]  # small steps: unused_data is a copy
+        if not available:
+            raise EOFError("the compressed data ends early")
+        part = inflater.decompress(available, max_bytes + 1 - size)
+        size += len(part)
+        parts.append(part)
+        if size > max_bytes:
+            raise InvalidEntry(f"{name} decompresses past {max_bytes} bytes")
+        used = len(available) - len(inflater.unused_data)
+        if inflater.unconsumed_tail:
+            used -= len(inflater.unconsumed_tail)
+        cursor.skip(used)
+    descriptor = cursor.take(4)
+    if descriptor != b"PK\x07\x08":  # the signature is optional
+        cursor.position -= len(descriptor)
+    crc, _, unpacked = _DESCRIPTOR.unpack(cursor.take(_DESCRIPTOR.size))
+    return b"".join(parts), crc, unpacked
+
+
+def _directory_agrees(file: IO[bytes], offset: int, count: int) -> bool:
+    """True if the central directory starts where the entries ended and lists as many."""
+    try:
+        disk, first_disk, entries, directory_size, start, end = _end_of_directory(file)
+    except zipfile.BadZipFile as error:
+        raise CorruptDocument(f"not a readable ZIP: {error}") from error
+    return (
+        not disk
+        and not first_disk
+        and entries == count
+        and start == offset
+        and start + directory_size == end
+    )
 
 
 class _Member(NamedTuple):
@@ -159,10 +329,8 @@ _DIRECTORY_ENTRY = struct.Struct("<4s6H3L5H2L")
 _LIMIT = 0xFFFFFFFF
 
 
-def _directory(file: IO[bytes]) -> list[_Member] | None:
-    """The central directory, read in one pass (zipfile builds an object per entry, which
-    costs a tenth of the read on a document of 50,000 invoices). None for ZIP64, multi-disk
-    or prefixed archives, which zipfile reads instead."""
+def _end_of_directory(file: IO[bytes]) -> tuple[int, int, int, int, int, int]:
+    """Disk numbers, entry count, size and offset of the central directory, and where it ends."""
     size = file.seek(0, 2)
     tail_size = min(size, _END_OF_DIRECTORY.size + 0xFFFF)
     file.seek(size - tail_size)
@@ -173,7 +341,14 @@ def _directory(file: IO[bytes]) -> list[_Member] | None:
     _, disk, first_disk, _, count, directory_size, offset, _ = _END_OF_DIRECTORY.unpack_from(
         tail, at
     )
-    end = size - tail_size + at
+    return disk, first_disk, count, directory_size, offset, size - tail_size + at
+
+
+def _directory(file: IO[bytes]) -> list[_Member] | None:
+    """The central directory, read in one pass (zipfile builds an object per entry, which
+    costs a tenth of the read on a document of 50,000 invoices). None for ZIP64, multi-disk
+    or prefixed archives, which zipfile reads instead."""
+    disk, first_disk, count, directory_size, offset, end = _end_of_directory(file)
     if disk or first_disk or count == 0xFFFF or offset + directory_size != end:
         return None
     file.seek(offset)

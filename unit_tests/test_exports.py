@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from source_sp_invoices import settings
+from source_sp_invoices.downloads import BackgroundDownload
 from source_sp_invoices.exports import (
     CHECKPOINT,
     DocumentUnreadable,
@@ -70,13 +71,13 @@ class FakeApi:
         ids = sorted(d for d in self.documents if d.startswith(window + "#"))
         return {"exportId": export_id, "status": "DONE", "invoicesDocumentIds": ids}
 
-    def download_document(self, document_id: str, sink) -> None:
+    def download_document(self, document_id: str, keep=None) -> BackgroundDownload:
         self.downloads.append(document_id)
         data = zip_bytes(self.documents[document_id])
         if self.broken_downloads.get(document_id, 0) > 0:
             self.broken_downloads[document_id] -= 1
             data = data[: len(data) // 2]
-        sink.write(data)
+        return BackgroundDownload([data[:100], data[100:]], keep)
 
 
 def pipeline_for(api, windows: list[Window], saved=None, ahead=3, clock=None, **kwargs):
@@ -312,9 +313,9 @@ def test_other_exports_are_polled_while_waiting_for_the_document_slot():
 
     original = api.download_document
 
-    def download(document_id, sink):
+    def download(document_id, keep=None):
         slot_free_at[0] = clock.now() + 60  # one document a minute
-        original(document_id, sink)
+        return original(document_id, keep)
 
     api.download_document = download
     pipeline = pipeline_for(api, windows, ahead=2, clock=clock, document_slot_wait=slot_wait)
@@ -340,22 +341,19 @@ def test_the_document_cache_keeps_each_document_apart():
 
 
 def test_a_cached_document_is_never_overwritten_by_a_later_one():
-    import io as _io
-
     from source_sp_invoices.document_cache import DocumentCache
 
     class Bytes:
-        def download_document(self, document_id, sink):
-            sink.write(document_id.encode() * 10)
+        def download_document(self, document_id, keep=None):
+            return BackgroundDownload([document_id.encode() * 10], keep)
 
     cache = DocumentCache()
     cache.share = True
     shared = cache.wrap(Bytes())
 
     def download(document_id):
-        sink = _io.BytesIO()
-        shared.download_document(document_id, sink)
-        return sink.getvalue()
+        with shared.download_document(document_id) as source:
+            return source.whole().read()
 
     download("A"), download("B")  # the first stream saves both
     assert download("A") == b"A" * 10  # the second stream reads A from the cache...

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import timedelta
 from functools import lru_cache
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 import requests
 from airbyte_cdk.models import (
@@ -32,6 +33,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_sp_invoices import settings
 from source_sp_invoices.config import ConfigError
 from source_sp_invoices.document_cache import DocumentCache
+from source_sp_invoices.downloads import BackgroundDownload, DocumentSource
 from source_sp_invoices.errors import json_body
 from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
@@ -303,7 +305,7 @@ class _SpApiExports:
             return None
         return json_body(response).get("export") or {}
 
-    def download_document(self, document_id: str, sink: IO[bytes]) -> None:
+    def download_document(self, document_id: str, keep: Path | None = None) -> DocumentSource:
         reason = ""
         for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
             document = json_body(self._send("GET", f"documents/{document_id}"))
@@ -312,8 +314,6 @@ class _SpApiExports:
                 raise AirbyteTracedException(
                     message=f"getInvoicesDocument for {document_id} answered without a URL."
                 )
-            sink.seek(0)
-            sink.truncate()
             try:
                 _, response = self._stream._downloads.send_request(
                     http_method="GET",
@@ -321,13 +321,21 @@ class _SpApiExports:
                     request_kwargs={"stream": True, "timeout": settings.REQUEST_TIMEOUT},
                 )
                 if response.ok:
-                    for chunk in response.iter_content(settings.DOWNLOAD_CHUNK_BYTES):
-                        sink.write(chunk)
-                    return
+                    # The body arrives in the background; a break in it is the reader's to see.
+                    return BackgroundDownload(_body(response), keep)
                 reason = f"the download URL answered HTTP {response.status_code}"
-            except requests.RequestException as error:  # connection dropped mid-body
-                reason = f"the download broke off ({type(error).__name__})"
+                response.close()
+            except requests.RequestException as error:  # no answer to the download request
+                reason = f"the download failed ({type(error).__name__})"
             self._stream.logger.warning(
                 f"Document {document_id}: {reason}; asking for a fresh URL (attempt {attempt})."
             )
         raise DocumentDownloadFailed(document_id, reason)
+
+
+def _body(response: requests.Response) -> Iterator[bytes]:
+    """The response's body in chunks; the connection is released however the reading ends."""
+    try:
+        yield from response.iter_content(settings.DOWNLOAD_CHUNK_BYTES)
+    finally:
+        response.close()
