@@ -12,6 +12,10 @@ import pytest
 
 from source_sp_invoices import json_schemas
 
+# The CDK's standard tests: parametrizes integration_tests/test_acceptance.py with the scenarios
+# of acceptance-test-config.yml (only tests of a class that take `scenario`) and adds its options.
+pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
+
 FORMATS = jsonschema.FormatChecker()
 
 

@@ -105,18 +105,29 @@ def format_checker() -> FormatChecker:
     return checker
 
 
+def closed(schema: Any) -> Any:
+    """A copy of a schema whose objects, nested ones included, refuse keys they do not declare.
+
+    The published schemas stay open (Airbyte's catalog checks refuse `additionalProperties:
+    false`); the parser is held here to emit exactly the documented columns.
+    """
+    if isinstance(schema, list):
+        return [closed(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {key: closed(part) for key, part in schema.items()}
+    if isinstance(copy.get("properties"), dict):
+        copy["additionalProperties"] = False
+    return copy
+
+
 HEADER_VALIDATOR = Draft7Validator(
-    {
-        "type": "object",
-        "properties": HEADER_PROPERTIES,
-        "required": list(HEADER_PROPERTIES),
-        "additionalProperties": False,
-    },
+    closed(
+        {"type": "object", "properties": HEADER_PROPERTIES, "required": list(HEADER_PROPERTIES)}
+    ),
     format_checker=format_checker(),
 )
-ITEM_VALIDATOR = Draft7Validator(
-    {**ITEM_SCHEMA, "additionalProperties": False}, format_checker=format_checker()
-)
+ITEM_VALIDATOR = Draft7Validator(closed(ITEM_SCHEMA), format_checker=format_checker())
 
 
 def validate(parsed: ParsedNfe, invoice_id: str = "invoice-1") -> None:

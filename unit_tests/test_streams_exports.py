@@ -291,3 +291,16 @@ def test_invoice_exports_incremental_looks_back_for_status_changes(lwa, requests
     output = read(SourceSpInvoices(), config, catalog("invoice_exports"), state)
     assert parse_qs(urlsplit(route.last_request.url).query)["dateStart"] == ["2024-01-07T12:00:00Z"]
     assert states_of(output)[-1] == saved  # nothing newer: the cursor stays
+
+
+def test_invoice_exports_asks_nothing_when_the_saved_cursor_lies_in_the_future(
+    lwa, requests_mock, config
+):
+    """Amazon refuses a dateStart after dateEnd (400): a cursor past now means nothing to read."""
+    route = requests_mock.get(f"{API_URL}/exports", json={"exports": []})
+    saved = {"generateExportStartedAt": "2099-01-01T00:00:00Z"}
+    state = StateBuilder().with_stream_state("invoice_exports", saved).build()
+    output = read(SourceSpInvoices(), config, catalog("invoice_exports"), state)
+    assert not output.errors
+    assert route.call_count == 0
+    assert records_of(output, "invoice_exports") == []

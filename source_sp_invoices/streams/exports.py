@@ -45,7 +45,10 @@ class InvoiceExports(PagedSpApiStream):
         if sync_mode == SyncMode.incremental and self.cursor_field in self._state:
             cursor = read_state_datetime(self.name, self._state, self.cursor_field)
             begin = max(begin, cursor - self.config.lookback)
-        yield {"dateStart": format_datetime(begin), "dateEnd": format_datetime(datetime.now(UTC))}
+        end = datetime.now(UTC)
+        if begin >= end:
+            return  # a saved cursor in the future: nothing to list, and Amazon refuses the range
+        yield {"dateStart": format_datetime(begin), "dateEnd": format_datetime(end)}
 
     def first_page_params(self, stream_slice: Mapping[str, Any]) -> MutableMapping[str, Any]:
         return {
