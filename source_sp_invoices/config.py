@@ -96,6 +96,7 @@ class Config:
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
     documents_window_days: int = settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
     parse_nfe: bool = True
+    fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
@@ -178,6 +179,7 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
             "documents_window_days", settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
         ),
         parse_nfe=raw.get("parse_nfe", True),
+        fail_on_invalid_xml=raw.get("invalid_xml") == "fail_sync",
         filters=InvoiceFilters(
             statuses=tuple(raw.get("statuses") or ()),
             invoice_type=raw.get("invoice_type") or None,

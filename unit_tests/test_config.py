@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airbyte_cdk.models import FailureType
 
-from source_sp_invoices.config import ConfigError, parse_config
+from source_sp_invoices.config import ConfigError, load_spec, parse_config
 from unit_tests.conftest import make_config
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -181,3 +181,38 @@ def test_secret_values_never_appear_in_messages():
 def test_several_problems_are_reported_together():
     message = error_of(lwa_app_id=None, region="XX")
     assert "`lwa_app_id` is missing" in message and "`region` must be one of" in message
+
+
+# One bad value for every optional key of the spec, and the words that must name it.
+BAD_OPTIONAL_VALUES = {
+    "region": ("US", "`region` must be one of NA, EU, FE"),
+    "aws_environment": ("prod", "`aws_environment` must be one of PRODUCTION, SANDBOX"),
+    "marketplace_id": (7, "`marketplace_id` must be of type string"),
+    "replication_end_date": ("2024-02-01", "`replication_end_date` must be a UTC date-time"),
+    "invoices_window_days": (366, "`invoices_window_days` must be between 1 and 365"),
+    "documents_window_days": (0, "`documents_window_days` must be between 1 and"),
+    "lookback_days": (-1, "`lookback_days` must be between 0 and"),
+    "parse_nfe": ("yes", "`parse_nfe` must be of type boolean"),
+    "invalid_xml": ("skip", "`invalid_xml` must be one of emit_with_error, fail_sync"),
+    "statuses": ("AUTHORIZED", "`statuses` must be of type array"),
+    "invoice_type": (["SHIPMENT"], "`invoice_type` must be of type string"),
+    "transaction_type": (1, "`transaction_type` must be of type string"),
+    "series": (1, "`series` must be of type string"),
+    "external_invoice_id": (1, "`external_invoice_id` must be of type string"),
+    "transaction_identifier_name": ("SHIPMENT_ID", "set both or neither"),
+    "transaction_identifier_id": ("123", "set both or neither"),
+    "api_endpoint": ("http://sp-api.example.com", "`api_endpoint` http://sp-api.example.com"),
+    "lwa_endpoint": ("ftp://127.0.0.1/token", "`lwa_endpoint` ftp://127.0.0.1/token is not"),
+}
+
+
+def test_every_optional_key_of_the_spec_has_a_checked_bad_value():
+    spec = load_spec()["connectionSpecification"]
+    optional = set(spec["properties"]) - set(spec["required"])
+    assert optional == set(BAD_OPTIONAL_VALUES)
+
+
+@pytest.mark.parametrize("field", sorted(BAD_OPTIONAL_VALUES))
+def test_a_bad_optional_value_is_named(field):
+    value, expected = BAD_OPTIONAL_VALUES[field]
+    assert expected in error_of(**{field: value})

@@ -304,3 +304,32 @@ def test_invoice_exports_asks_nothing_when_the_saved_cursor_lies_in_the_future(
     assert not output.errors
     assert route.call_count == 0
     assert records_of(output, "invoice_exports") == []
+
+
+def test_an_unreadable_nfe_lands_with_its_raw_xml_and_the_reason(lwa, requests_mock, config):
+    Amazon(requests_mock, [])
+    config = {**config_for(config, "2024-01-02"), "parse_nfe": True}
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
+    records = records_of(output, "invoice_documents")
+    assert len(records) == 2 and not output.errors
+    assert records[0]["nfeParseError"] == "not an NF-e: nfeProc holds no NFe element"
+    assert records[0]["xml"].endswith("<nfeProc>2024-01-01-0-0 ç</nfeProc>")
+    assert "accessKey" not in records[0]  # null columns: the CDK leaves them out
+    warnings = [m.log.message for m in output.logs if m.log.level.name == "WARN"]
+    assert any("2024-01-01-0-0.xml of export E1" in w for w in warnings)
+
+
+def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock, config):
+    Amazon(requests_mock, [])
+    config = {**config_for(config, "2024-01-03"), "parse_nfe": True, "invalid_xml": "fail_sync"}
+    output = read(
+        SourceSpInvoices(), config, catalog("invoice_documents"), expecting_exception=True
+    )
+    assert records_of(output, "invoice_documents") == []
+    message = output.errors[0].trace.error.message
+    assert (
+        "2024-01-01-0-0.xml of export E1 (document E1-D0, window 2024-01-01..2024-01-01)" in message
+    )
+    assert "nfeProc holds no NFe element" in message and "emit_with_error" in message
+    # the state saved before the failure still says where to resume
+    assert states_of(output)[-1]["resume_from"] == "2024-01-01"

@@ -197,21 +197,30 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
         """The records of one invoice XML."""
 
-    def _parse(self, entry: Entry) -> ParsedNfe | None:
-        """The NF-e's columns; None (and a warning naming the file) if the XML is unusable.
+    def _parse(self, entry: Entry) -> ParsedNfe | str:
+        """The NF-e's columns, or why the XML is not a readable NF-e (logged, naming the file).
 
-        The raw XML still lands in invoice_documents, with `nfeParseError` saying why its
-        columns are empty: an unreadable file never stops the sync nor loses the invoice.
+        By default the raw XML still lands in invoice_documents with `nfeParseError` saying
+        why its columns are empty: an unreadable file neither stops the sync nor loses the
+        invoice. With `invalid_xml: fail_sync` the sync stops here instead.
         """
         assert self._parser is not None
         try:
             return self._parser.parse(entry.xml.xml)
         except NfeError as error:
-            self.logger.warning(
-                f"{self.name}: {entry.xml.file_name} of export {entry.export_id} "
-                f"(document {entry.document_id}) is not a readable NF-e: {error}"
+            where = (
+                f"{entry.xml.file_name} of export {entry.export_id} "
+                f"(document {entry.document_id}, window {entry.window})"
             )
-            return None
+            if self.config.fail_on_invalid_xml:
+                raise AirbyteTracedException(
+                    message=f"{where} is not a readable NF-e: {error}. The sync stops because "
+                    "`invalid_xml` is fail_sync; set it to emit_with_error to land such "
+                    "invoices with their raw XML and the reason in nfeParseError.",
+                    failure_type=FailureType.system_error,
+                ) from None
+            self.logger.warning(f"{self.name}: {where} is not a readable NF-e: {error}")
+            return str(error)
 
 
 class InvoiceDocuments(ExportedInvoicesStream):
@@ -226,8 +235,8 @@ class InvoiceDocuments(ExportedInvoicesStream):
         record["xml"] = entry.xml.xml
         if self._parser is not None:
             parsed = self._parse(entry)
-            if parsed is None:
-                record["nfeParseError"] = "not a readable NF-e: see the sync's log"
+            if isinstance(parsed, str):
+                record["nfeParseError"] = parsed
             else:
                 record.update(parsed.header)
         return (record,)
@@ -243,7 +252,7 @@ class InvoiceItems(ExportedInvoicesStream):
         if self._parser is None:
             return ()
         parsed = self._parse(entry)
-        if parsed is None:
+        if isinstance(parsed, str):
             return ()
         common = _window_fields(entry)
         return [{**common, **item} for item in parsed.items]
