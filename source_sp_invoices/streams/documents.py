@@ -5,17 +5,21 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import requests
 from airbyte_cdk.models import (
+    AirbyteEstimateTraceMessage,
     AirbyteMessage,
     AirbyteRecordMessage,
+    AirbyteTraceMessage,
+    EstimateType,
     FailureType,
     SyncMode,
+    TraceType,
 )
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.streams.call_rate import APIBudget
@@ -37,6 +41,7 @@ from source_sp_invoices.downloads import BackgroundDownload, DocumentSource
 from source_sp_invoices.errors import json_body
 from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
+from source_sp_invoices.progress import Progress, duration, windows_needed
 from source_sp_invoices.streams.base import IncrementalSpApiStream
 from source_sp_invoices.streams.state import read_state_date, state_message
 
@@ -75,6 +80,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         self._cache = cache or DocumentCache()
         self._parser = NfeParser() if self.config.parse_nfe else None
         self._pipeline: ExportPipeline | None = None
+        self._progress = Progress(self.config.start.date(), self.config.start.date())
         self._downloads = HttpClient(
             name=f"{self.name}_download",
             logger=self.logger,
@@ -136,12 +142,27 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
             poll_unit=lambda: 1 / self._rate_limits.rate("getInvoicesExport"),
             known_window=self._cache.window_starting,
         )
-        self.logger.info(
-            f"{self.name}: days {first} to {last}, in windows of up to "
-            f"{self.config.documents_window_days} day(s)"
-        )
+        self._progress = Progress(first, last, time.monotonic())
+        self.logger.info(self._plan_message(first, last))
         for number, window in enumerate(self._pipeline.windows(), 1):
             yield {"window": window.key, "number": number}
+        self.logger.info(self._progress.summary(self.name))
+
+    def _plan_message(self, first: date, last: date) -> str:
+        """Say up front how long the documents of this sync take at Amazon's document rate."""
+        assert self._pipeline is not None
+        days = (last - first).days + 1
+        if days <= 0:
+            return f"{self.name}: nothing to export (the last whole day, {last}, is done)."
+        fewest = windows_needed(days, self._pipeline.window_days, self.config.documents_window_days)
+        per_document = 1 / self._rate_limits.rate("getInvoicesDocument")
+        return (
+            f"{self.name}: days {first} to {last} ({days} day(s)) in windows of "
+            f"{self._pipeline.window_days} to {self.config.documents_window_days} day(s): at "
+            f"least {fewest} document(s), up to {days} or more if busy days split their exports. "
+            f"Amazon allows one document every {per_document:.0f} s, so this takes at least "
+            f"{duration(fewest * per_document)} (up to {duration(days * per_document)})."
+        )
 
     def read_records(
         self,
@@ -153,7 +174,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         assert stream_slice is not None and self._pipeline is not None
         window = Window.from_key(stream_slice["window"])
         self.logger.info(f"{self.name}: window {stream_slice['number']}: {window}")
-        count = 0
+        count = records = 0
         for event in self._pipeline.read_window(window):
             if event is CHECKPOINT:
                 self._state = self._current_state(window, finished=False)
@@ -165,6 +186,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
                 # record and type checks): tens of thousands of records per document.
                 emitted_at = time.time_ns() // 1_000_000
                 for record in self._records(event):
+                    records += 1
                     yield AirbyteMessage(
                         type=MessageType.RECORD,
                         record=AirbyteRecordMessage(
@@ -172,7 +194,24 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
                         ),
                     )
         self._state = self._current_state(window, finished=True)
-        self.logger.info(f"{self.name}: window {window} done, {count} invoice(s)")
+        progress = self._progress
+        progress.window_done(window, count, records)
+        self.logger.info(
+            f"{self.name}: window {window} done, {count} invoice(s), {records} record(s); "
+            f"{progress.days_done} of {progress.days} day(s) read"
+        )
+        estimate = progress.row_estimate()
+        if estimate is not None:
+            yield AirbyteMessage(
+                type=MessageType.TRACE,
+                trace=AirbyteTraceMessage(
+                    type=TraceType.ESTIMATE,
+                    emitted_at=time.time() * 1000,
+                    estimate=AirbyteEstimateTraceMessage(
+                        name=self.name, type=EstimateType.STREAM, row_estimate=estimate
+                    ),
+                ),
+            )
 
     def _current_state(self, window: Window, finished: bool) -> MutableMapping[str, Any]:
         """The cursor only passes a window once all of its documents were read."""

@@ -1,0 +1,56 @@
+"""What a documents stream says about its progress: the plan, estimates and the summary."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from source_sp_invoices.exports import Window
+from source_sp_invoices.progress import Progress, duration, windows_needed
+
+
+@pytest.mark.parametrize(
+    ("days", "first", "most", "expected"),
+    [
+        (1, 1, 7, 1),
+        (30, 1, 1, 30),  # one-day windows only
+        (30, 1, 7, 7),  # 1 + 2 + 4 + 7 + 7 + 7 + 7 = 35 >= 30
+        (7, 1, 7, 3),  # 1 + 2 + 4
+        (365, 7, 7, 53),  # a learnt size of 7 from the start
+        (10, 4, 8, 2),
+    ],
+)
+def test_the_fewest_windows_follow_the_pipelines_doubling(days, first, most, expected):
+    assert windows_needed(days, first, most) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (59, "59 s"),
+        (59.2, "1 min"),
+        (61, "2 min"),
+        (3600, "1 h 00 min"),
+        (3 * 86400, "3 d 0 h"),
+    ],
+)
+def test_durations_read_as_people_say_them(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_the_row_estimate_extrapolates_the_records_per_day_read_so_far():
+    progress = Progress(date(2024, 1, 1), date(2024, 1, 30))
+    assert progress.row_estimate() is None  # nothing read yet: no guess
+    progress.window_done(Window(date(2024, 1, 1), date(2024, 1, 3)), invoices=30, records=90)
+    assert progress.row_estimate() == 900  # 90 records in 3 of 30 days
+    progress.window_done(Window(date(2024, 1, 4), date(2024, 1, 30)), invoices=5, records=15)
+    assert progress.row_estimate() == 105  # every day read: the exact count
+    assert "30 day(s) in 2 window(s), 35 invoice(s), 105 record(s)" in progress.summary("s")
+
+
+def test_a_window_reaching_past_the_sync_counts_only_its_days_in_the_sync():
+    progress = Progress(date(2024, 1, 5), date(2024, 1, 6))
+    progress.window_done(Window(date(2024, 1, 1), date(2024, 1, 7)), invoices=1, records=1)
+    assert progress.days_done == 2 and progress.row_estimate() == 1
