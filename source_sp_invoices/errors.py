@@ -113,12 +113,21 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
                 f"[HTTP {status}, x-amzn-RequestId "
                 f"{response.headers.get('x-amzn-RequestId', 'unknown')}]",
             )
-        if status < 400 or status == 429 or status >= 500:
+        if status < 400:
             return super().interpret_response(response)
         request = response.request
         operation = (
             operation_of(request.method or "", request.url or "") if request else None
         ) or "SP-API"
+        if status == 429 or status >= 500:
+            # Retried as the CDK's mapping says; the message (logged on each retry and shown if
+            # retries run out) quotes Amazon and the request id, for a support case.
+            resolution = super().interpret_response(response)
+            return ErrorResolution(
+                response_action=resolution.response_action,
+                failure_type=resolution.failure_type,
+                error_message=f"{operation} answered HTTP {status}: {amazon_error(response)}",
+            )
         if (operation, status) in ANSWERS:
             return ErrorResolution(
                 response_action=ResponseAction.IGNORE, failure_type=None, error_message=None

@@ -319,3 +319,20 @@ def test_a_body_that_stays_unreadable_fails_saying_so(lwa, requests_mock, config
     output = read(SourceSpInvoices(), config, catalog("invoices"))
     message = output.errors[0].trace.error.message
     assert "a body that is not JSON" in message and "r9" in message
+
+
+def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
+    lwa, requests_mock, config, no_retry_waits
+):
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=503,
+        json={"errors": [{"code": "ServiceUnavailable", "message": "Try later."}]},
+        headers={"x-amzn-RequestId": "req-503"},
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
+    message = output.errors[0].trace.error.message
+    assert "getInvoices answered HTTP 503: ServiceUnavailable: Try later." in message
+    assert "x-amzn-RequestId req-503" in message
+    retries = [m.log.message for m in output.logs if "req-503" in m.log.message]
+    assert retries  # each retry's log line names the request too
