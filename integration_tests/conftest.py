@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -111,12 +112,19 @@ class Cli:
             args += ["--state", self.write("state.json", state)]
         return args
 
-    def run(self, command: str, config: dict[str, Any] | None = None, **kwargs: Any) -> CliRun:
+    def run(
+        self,
+        command: str,
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> CliRun:
         done = subprocess.run(
             self.command(command, config or {}, **kwargs),
             capture_output=True,
             text=True,
             timeout=300,
+            env={**os.environ, **(env or {})},
         )
         return CliRun(parse_messages(done.stdout), done.returncode, done.stdout, done.stderr)
 

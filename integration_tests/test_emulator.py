@@ -510,6 +510,19 @@ def test_fail_next_answers_the_next_calls_with_errors(server: EmulatorServer) ->
         server.faults.fail_next("getInvoicez", 500)
 
 
+def test_body_faults_garble_or_cut_the_next_answers(server: EmulatorServer) -> None:
+    api = Api(server)
+    server.faults.garble_next("getInvoices")
+    server.faults.cut_next("getInvoices")
+    garbled = api.invoices()
+    assert garbled.status_code == 200 and garbled.text.startswith("<html>")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        api.invoices()  # the body stops short of its Content-Length
+    assert api.invoices().json()["invoices"] is not None  # then answers are whole again
+    with pytest.raises(ValueError, match="unknown operation"):
+        server.faults.cut_next("getInvoicez")
+
+
 def test_latency_delays_answers(server: EmulatorServer) -> None:
     api = Api(server)
     server.faults.latency["getInvoices"] = 0.2

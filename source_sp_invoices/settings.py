@@ -3,6 +3,7 @@
 Everything else refers to these by name, so a change of plan or a new marketplace is one edit.
 """
 
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -86,8 +87,27 @@ USAGE_PLANS: Final[dict[str, UsagePlan]] = {
 
 INVOICES_PAGE_SIZE: Final = 200  # the API's maximum
 
-# (connect, read) seconds: no request may hang forever.
-REQUEST_TIMEOUT: Final = (10.0, 120.0)
+
+def _seconds_from_environment(name: str, default: float) -> float:
+    """An operator's override of a timeout, in seconds; a clear error if it is not one."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:
+        raise ValueError(f"{name} must be a number of seconds between 0 and 86400, not {text!r}")
+    return seconds
+
+
+# (connect, read) seconds: no request may hang forever. The read timeout can be changed with
+# SP_INVOICES_READ_TIMEOUT_SECONDS (a slow proxy; the tests, which need timeouts in seconds).
+REQUEST_TIMEOUT: Final = (
+    10.0,
+    _seconds_from_environment("SP_INVOICES_READ_TIMEOUT_SECONDS", 120.0),
+)
 
 # Retries of one request after a 5xx, a dropped connection or a 429.
 MAX_RETRIES: Final = 8

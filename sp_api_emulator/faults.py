@@ -19,6 +19,7 @@ LWA_OPERATION = "lwaToken"
 DOWNLOAD_OPERATION = "download"  # the pre-signed ZIP download (not an SP-API operation)
 DEFAULT_EXPORT_ERROR = "Export generation failed: internal error"
 TRUNCATE, DROP = "truncate", "drop"  # what a download fault does to the body
+GARBLE, CUT = "garble", "cut"  # what a body fault does to an SP-API answer
 COUNTED_SWITCHES = ("truncate_downloads", "drop_downloads", "expire_urls")
 
 # Default (code, message) of SP-API error bodies by HTTP status.
@@ -69,6 +70,9 @@ class Faults:
       ZIP, announced as such (a corrupt ZIP) or announced whole (the connection drops mid-body).
     - `expire_urls(count)`: the next document URLs are issued already expired.
     - `forget_exports(ids)`: getInvoicesExport(s) no longer know these exports.
+    - `garble_next(operation, count)`: the next answers are 200 with an HTML page, not JSON.
+    - `cut_next(operation, count)`: the next answers close the connection halfway through a
+      body whose Content-Length announced it whole.
     """
 
     def __init__(self, operations: Iterable[str]) -> None:
@@ -84,6 +88,7 @@ class Faults:
         self._export_failures: list[ExportFailure] = []
         self._counted: Counter[str] = Counter()
         self._forgotten: set[str] = set()
+        self._body_faults: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
 
     def _check(self, operation: str) -> None:
@@ -197,6 +202,30 @@ class Faults:
             return TRUNCATE
         if self.take("drop_downloads"):
             return DROP
+        return None
+
+    def garble_next(self, operation: str, count: int = 1) -> None:
+        """Answer the next `count` successful calls of `operation` with 200 and an HTML page."""
+        self._plan_body_fault(operation, GARBLE, count)
+
+    def cut_next(self, operation: str, count: int = 1) -> None:
+        """Drop the connection halfway through the next `count` answers of `operation`."""
+        self._plan_body_fault(operation, CUT, count)
+
+    def _plan_body_fault(self, operation: str, kind: str, count: int) -> None:
+        self._check(operation)
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._body_faults.setdefault(operation, deque()).extend([kind] * count)
+
+    def take_body_fault(self, operation: str) -> str | None:
+        """Consume the body fault planned for this answer: GARBLE, CUT or None."""
+        with self._lock:
+            for name in (operation, ANY_OPERATION):
+                queue = self._body_faults.get(name)
+                if queue:
+                    return queue.popleft()
         return None
 
     def forget_exports(self, export_ids: Iterable[str]) -> None:

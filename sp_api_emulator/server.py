@@ -41,7 +41,15 @@ from .exports import (
     ExportRegistry,
     ExportTiming,
 )
-from .faults import DEFAULT_EXPORT_ERROR, DOWNLOAD_OPERATION, DROP, LWA_OPERATION, Faults
+from .faults import (
+    CUT,
+    DEFAULT_EXPORT_ERROR,
+    DOWNLOAD_OPERATION,
+    DROP,
+    GARBLE,
+    LWA_OPERATION,
+    Faults,
+)
 from .lwa import DEFAULT_TOKEN_TTL, LwaCredentials, TokenState, TokenStore, exchange
 from .models import BRAZIL_TZ
 from .operations import ApiError, error_body
@@ -107,6 +115,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON
     file: FileBody | None = None
+    cut: bool = False  # send half the body, then drop the connection
 
     def encode(self) -> bytes:
         """Return the body as bytes: raw bytes as they are, anything else as UTF-8 JSON."""
@@ -520,9 +529,17 @@ class EmulatorServer:
         if handler is None:
             return fail(404, "NotFound", f"{operation} is not served by the emulator yet.")
         try:
-            return Response(SUCCESS_STATUS.get(operation, 200), handler(match, request), headers)
+            response = Response(
+                SUCCESS_STATUS.get(operation, 200), handler(match, request), headers
+            )
         except ApiError as error:
             return fail(error.status, error.code, error.message, error.details)
+        fault = self.faults.take_body_fault(operation)
+        if fault == GARBLE:  # what a proxy or load balancer in the way sends
+            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            return Response(200, page, headers, content_type="text/html")
+        response.cut = fault == CUT
+        return response
 
     @staticmethod
     def _json_body(request: Request) -> bytes:
@@ -696,7 +713,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload) if file is None else file.length))
             self.end_headers()
-            if file is None:
+            if file is None and response.cut:
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif file is None:
                 self.wfile.write(payload)
             else:
                 self._stream(file)

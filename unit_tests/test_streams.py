@@ -336,3 +336,19 @@ def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
     assert "x-amzn-RequestId req-503" in message
     retries = [m.log.message for m in output.logs if "req-503" in m.log.message]
     assert retries  # each retry's log line names the request too
+
+
+def test_a_request_that_always_times_out_fails_naming_the_host(
+    lwa, requests_mock, config, no_retry_waits
+):
+    import requests
+
+    def time_out(request, context):  # as requests raises it: the request attached
+        raise requests.ReadTimeout("read timed out", request=request)
+
+    route = requests_mock.get(f"{API_URL}/invoices", json=time_out)
+    output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
+    message = output.errors[0].trace.error.message
+    assert "network error (ReadTimeout)" in message and "sellingpartnerapi-na.amazon.com" in message
+    assert route.call_count == 9  # the first try and eight retries: never forever
+    assert not output.records

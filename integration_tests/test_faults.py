@@ -1,0 +1,81 @@
+"""Faults of the API and the network, injected by the emulator: each ends in a complete and
+correct sync, or in a loud failure that says what failed; never in missing records."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from integration_tests.conftest import catalog
+from integration_tests.test_cli import truth as invoice_truth
+from integration_tests.test_documents import truth as document_truth
+
+ALL_STREAMS = ("invoice_attributes", "invoices", "invoice_exports", "invoice_documents")
+END_OF_DAY_3 = "2024-01-04T00:00:00Z"
+
+
+def ids(records: list[dict], key: str) -> list[str]:
+    values = [record[key] for record in records]
+    assert len(values) == len(set(values)), "a record was emitted twice"
+    return sorted(values)
+
+
+def test_every_fault_of_the_api_at_once_ends_in_a_complete_sync(cli, emulator, dataset):
+    config = emulator.connector_config(
+        "2024-01-01T00:00:00Z", replication_end_date=END_OF_DAY_3, documents_window_days=1
+    )
+    faults = emulator.faults
+    faults.garble_next("getInvoices")  # a proxy's HTML page with a 200
+    faults.cut_next("getInvoicesAttributes")  # the connection drops mid-body
+    faults.cut_next("getInvoicesExport")
+    faults.fail_next("getInvoicesDocument", 503)
+    faults.fail_next("createInvoicesExport", 500)
+    faults.garble_next("getInvoicesExports")
+    faults.drop_downloads(1)
+    run = cli.run("read", config, catalog=catalog(*ALL_STREAMS))
+    assert run.returncode == 0, run.errors()
+    invoices = run.records("invoices")
+    assert ids(invoices, "id") == sorted(i["id"] for i in invoice_truth(dataset, end=END_OF_DAY_3))
+    documents = run.records("invoice_documents")
+    assert ids(documents, "invoiceId") == sorted(document_truth(dataset, last="2024-01-03"))
+    assert run.records("invoice_attributes")
+    run.records("invoice_exports")  # listed before any export exists: checked by its schema
+    assert emulator.stats.count("getInvoicesExports", 200) == 2  # the garbled page, then JSON
+    for operation, status in [
+        ("getInvoicesDocument", 503),
+        ("createInvoicesExport", 500),
+    ]:
+        assert emulator.stats.count(operation, status) == 1  # the fault really happened
+    assert "not JSON" in run.logs()  # and was seen for what it is
+
+
+def test_slow_answers_time_out_and_are_asked_again(cli, config, dataset, emulator):
+    emulator.faults.set_latency("getInvoices", 3.0)  # longer than the read timeout below
+
+    def recover() -> None:  # the API is slow for a while, then answers in time again
+        time.sleep(2.5)
+        emulator.faults.set_latency("getInvoices", None)
+
+    threading.Thread(target=recover, daemon=True).start()
+    started = time.monotonic()
+    run = cli.run(
+        "read",
+        config,
+        catalog=catalog("invoices"),
+        env={"SP_INVOICES_READ_TIMEOUT_SECONDS": "1"},
+    )
+    assert run.returncode == 0, run.errors()
+    assert run.records("invoices") == invoice_truth(dataset)
+    assert "ReadTimeout" in run.logs() and "127.0.0.1" in run.logs()
+    assert time.monotonic() - started < 120
+
+
+def test_an_api_that_never_answers_in_time_fails_check_naming_the_host(cli, config, emulator):
+    # A read retries eight times with exponential backoff before failing the same way (unit
+    # test: test_a_request_that_always_times_out_fails_naming_the_host); check gives up sooner.
+    emulator.faults.set_latency("getInvoicesAttributes", 2.0)
+    run = cli.run("check", config, env={"SP_INVOICES_READ_TIMEOUT_SECONDS": "0.5"})
+    assert run.returncode == 0
+    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "FAILED"
+    assert "127.0.0.1" in status["message"] and "ReadTimeout" in status["message"]
