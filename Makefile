@@ -4,7 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration bench clean
+# PyAirbyte (the `airbyte` package) has its own venv: it brings some hundred packages (DuckDB,
+# pandas, cloud SDKs) that the connector's venv must not lean on. It runs the connector
+# from .venv as a local executable, as the README shows.
+PYAIRBYTE_VERSION := 0.71.3
+PYAIRBYTE_VENV := .venv-pyairbyte
+PYAIRBYTE_STAMP := $(PYAIRBYTE_VENV)/.installed-$(PYAIRBYTE_VERSION)
+
+.PHONY: demo test lint unit integration bench pyairbyte clean
 
 $(STAMP): setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -13,17 +20,28 @@ $(STAMP): setup.py pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[tests]'
 	@touch $(STAMP)
 
+$(PYAIRBYTE_STAMP):
+	rm -rf $(PYAIRBYTE_VENV)
+	$(PYTHON) -m venv $(PYAIRBYTE_VENV)
+	$(PYAIRBYTE_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PYAIRBYTE_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		airbyte==$(PYAIRBYTE_VERSION)
+	@touch $(PYAIRBYTE_STAMP)
+
 ## make demo: install, start the bundled SP-API emulator, run a real read against it, summarise
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## make test: lint, then every unit and integration test
-test: $(STAMP) lint
+## make test: lint, then every unit and integration test (the first run also installs PyAirbyte)
+test: $(STAMP) $(PYAIRBYTE_STAMP) lint
 	$(BIN)/python -m pytest
 
 ## make bench: rate-limit bound ratio, records per second, peak RSS (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+## make pyairbyte: PyAirbyte $(PYAIRBYTE_VERSION) in .venv-pyairbyte, for the README's example
+pyairbyte: $(PYAIRBYTE_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,8 +50,8 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest unit_tests
 
-integration: $(STAMP)
+integration: $(STAMP) $(PYAIRBYTE_STAMP)
 	$(BIN)/python -m pytest integration_tests
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PYAIRBYTE_VENV) .demo .pytest_cache .ruff_cache *.egg-info
