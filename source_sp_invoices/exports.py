@@ -27,7 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.downloads import DocumentSource
-from source_sp_invoices.zip_reader import CorruptDocument, XmlEntry, stream_entries
+from source_sp_invoices.zip_reader import CorruptDocument, InvalidEntry, XmlEntry, stream_entries
 
 NEW, REQUESTED, PROCESSING, DONE, ERROR = "NEW", "REQUESTED", "PROCESSING", "DONE", "ERROR"
 
@@ -129,6 +129,20 @@ class DocumentUnreadable(AirbyteTracedException):
         )
         super().__init__(
             message=message, internal_message=message, failure_type=FailureType.transient_error
+        )
+
+
+class UnusableFile(AirbyteTracedException):
+    """A file of a document that no download can fix (over the size bound, undecodable)."""
+
+    def __init__(self, document_id: str, export_id: str, window: Window, reason: str) -> None:
+        message = (
+            f"Document {document_id} of {window} (export {export_id}) holds a file the connector "
+            f"refuses: {reason}. The window was not skipped: the cursor stays before it. Contact "
+            "Amazon's Selling Partner support with the document ID."
+        )
+        super().__init__(
+            message=message, internal_message=message, failure_type=FailureType.system_error
         )
 
 
@@ -341,6 +355,10 @@ class ExportPipeline:
                         emitted.add(xml.file_name)
                         yield Entry(job.window, job.export_id or "", document_id, xml)
                     size = source.size
+            except InvalidEntry as error:
+                raise UnusableFile(
+                    document_id, job.export_id or "", job.window, str(error)
+                ) from None
             except CorruptDocument as error:
                 reason = str(error)
                 self._logger.warning(

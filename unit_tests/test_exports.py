@@ -17,6 +17,7 @@ from source_sp_invoices.exports import (
     Entry,
     ExportFailed,
     ExportPipeline,
+    UnusableFile,
     Window,
     day_windows,
 )
@@ -226,6 +227,27 @@ def test_a_document_that_stays_corrupt_fails_loudly():
     api.broken_downloads[f"{window.key}#0"] = settings.DOWNLOAD_ATTEMPTS
     with pytest.raises(DocumentUnreadable, match=f"{window.key}#0 of 2024-01-01..2024-01-01"):
         run(pipeline_for(api, [window]))
+
+
+def test_a_file_no_download_can_fix_fails_at_once_naming_document_export_and_window():
+    window = WINDOWS[0]
+    document_id = f"{window.key}#0"
+
+    class Undecodable(FakeApi):
+        def download_document(self, document_id: str, keep=None) -> BackgroundDownload:
+            self.downloads.append(document_id)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as archive:
+                archive.writestr("bad.xml", b'<?xml version="1.0" encoding="UTF-8"?><a>\xff</a>')
+            return BackgroundDownload([buffer.getvalue()], keep)
+
+    api = Undecodable({document_id: ["x"]})
+    with pytest.raises(UnusableFile) as caught:
+        run(pipeline_for(api, [window]))
+    message = caught.value.message
+    assert f"Document {document_id} of {window} (export E1)" in message
+    assert "bad.xml is not valid UTF-8" in message
+    assert api.downloads == [document_id]  # not downloaded again: the file is what it is
 
 
 def test_polling_backs_off_to_its_cap():
