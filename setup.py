@@ -15,7 +15,8 @@ setup(
         "airbyte-cdk==7.39.1",
         "requests>=2.32,<3",
         "jsonschema>=4.17,<5",
-        "isal>=1.6,<2",  # ISA-L inflate: twice zlib's speed on the export ZIPs
+        "isal>=1.6,<2",  # ISA-L: streamed inflate at twice zlib's speed, CRC-32 at eight times
+        "deflate>=0.8,<1",  # libdeflate: whole-entry inflate a fifth faster again than ISA-L
         "lxml>=6.0,<7",  # NF-e parsing: fast, and refuses entities, DTDs and network access
     ],
     extras_require={

@@ -17,10 +17,17 @@ from typing import IO, NamedTuple, Protocol
 
 from source_sp_invoices import settings
 
-try:  # ISA-L inflates about twice as fast as zlib: the inflate is most of the work per invoice
+try:  # ISA-L inflates about twice as fast as zlib, and its CRC-32 is eight times as fast
     from isal import isal_zlib as _inflater
 except ImportError:  # pragma: no cover - the dependency is declared; zlib gives the same bytes
     _inflater = zlib  # type: ignore[assignment]
+try:  # libdeflate inflates a whole entry of known size a fifth faster still than ISA-L
+    from deflate import DeflateError as _DeflateError
+    from deflate import deflate_decompress as _inflate_whole
+except ImportError:  # pragma: no cover - the dependency is declared
+    _inflate_whole = None  # type: ignore[assignment]
+    _DeflateError = zlib.error  # type: ignore[assignment,misc]
+_crc32 = _inflater.crc32
 
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _BOMS = (
@@ -143,18 +150,25 @@ def stream_entries(
                 elif method == zipfile.ZIP_STORED:
                     data = raw
                 else:
-                    data = _inflate_bytes(raw, name, max_entry_bytes)
+                    data = _inflate_bytes(raw, name, max_entry_bytes, unpacked)
             seen.add(name)
             if name in skip or name.endswith("/"):
                 continue
-            if len(data) != unpacked or zlib.crc32(data) != crc:
+            if len(data) != unpacked or _crc32(data) != crc:
                 raise zipfile.BadZipFile(f"{name}: size or CRC-32 does not match its header")
             try:
                 text = decode_xml(data)
             except InvalidEntry as error:
                 raise InvalidEntry(f"{name} {error}") from None
             yield XmlEntry(name, invoice_id_of(name), text)
-    except (zipfile.BadZipFile, zlib.error, _inflater.error, EOFError, struct.error) as error:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        _inflater.error,
+        _DeflateError,
+        EOFError,
+        struct.error,
+    ) as error:
         raise CorruptDocument(f"not a readable ZIP: {error}") from error
     file = source.whole()
     if read_all and _directory_agrees(file, cursor.position, len(seen)):
@@ -201,7 +215,13 @@ class _Cursor:
         self._start = self.position
 
 
-def _inflate_bytes(raw: bytes, name: str, max_bytes: int) -> bytes:
+def _inflate_bytes(raw: bytes, name: str, max_bytes: int, size: int) -> bytes:
+    """Inflate a whole entry whose size its header gives (already checked against the bound)."""
+    if _inflate_whole is not None and size <= max_bytes:
+        try:
+            return _inflate_whole(raw, size)  # never writes past `size`: a longer one is an error
+        except _DeflateError as error:
+            raise zipfile.BadZipFile(f"{name}: the compressed data is damaged ({error})") from None
     inflater = _inflater.decompressobj(-zlib.MAX_WBITS)
     data = inflater.decompress(raw, max_bytes + 1)
     if inflater.unconsumed_tail or not inflater.eof:
@@ -312,6 +332,7 @@ def read_entries(
             zipfile.BadZipFile,
             zlib.error,
             _inflater.error,
+            _DeflateError,
             OSError,
             EOFError,
             struct.error,
@@ -392,12 +413,7 @@ def _inflate(file: IO[bytes], info: _Member, max_bytes: int) -> bytes | None:
     if info.compress_type == zipfile.ZIP_STORED:
         data = raw
     else:
-        inflater = _inflater.decompressobj(-zlib.MAX_WBITS)
-        data = inflater.decompress(raw, max_bytes + 1)
-        if inflater.unconsumed_tail or not inflater.eof:
-            if len(data) > max_bytes:
-                raise InvalidEntry(f"{info.filename} decompresses past {max_bytes} bytes")
-            raise EOFError("the compressed data ends early")
-    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        data = _inflate_bytes(raw, info.filename, max_bytes, info.file_size)
+    if len(data) != info.file_size or _crc32(data) != info.CRC:
         raise zipfile.BadZipFile("size or CRC-32 does not match the directory")
     return data

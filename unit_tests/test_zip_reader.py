@@ -250,3 +250,15 @@ def test_a_download_stopped_early_releases_its_file() -> None:
     download.close()
     download._thread.join(5)
     assert not download._thread.is_alive() and download._file.closed
+
+
+def test_an_entry_longer_than_its_headers_say_is_a_corrupt_document() -> None:
+    # A header that understates the size must not make the inflater write past it.
+    data = bytearray(zip_of({"a.xml": b"<a>" + b"x" * 5000 + b"</a>"}).getvalue())
+    local_size, central = 22, data.index(b"PK\x01\x02") + 24  # uncompressed size fields
+    data[local_size : local_size + 4] = (100).to_bytes(4, "little")
+    data[central : central + 4] = (100).to_bytes(4, "little")
+    with pytest.raises(CorruptDocument, match="damaged"):
+        list(read_entries(io.BytesIO(bytes(data))))
+    with pytest.raises(CorruptDocument, match="damaged"), chunked(bytes(data), 512) as source:
+        list(stream_entries(source))
