@@ -203,3 +203,24 @@ def test_raw_xml_only_when_nfe_columns_are_off(cli, config):
     documents = run.records("invoice_documents")
     assert documents and all("accessKey" not in d for d in documents)
     assert run.records("invoice_items") == []
+
+
+def test_latin1_and_bom_files_give_the_same_columns_as_utf8(cli, dataset):
+    from source_sp_invoices.nfe import NfeParser
+    from sp_api_emulator import EmulatorServer
+
+    with EmulatorServer(dataset, time_scale=60.0, encoding_mix=True) as mixed:
+        config = mixed.connector_config(
+            START, replication_end_date="2024-01-03T00:00:00Z", documents_window_days=1
+        )
+        run = cli.run("read", config, catalog=catalog("invoice_documents"))
+    assert run.returncode == 0, run.errors()
+    documents = run.records("invoice_documents")
+    declarations = {d["xml"][:45] for d in documents}
+    assert any("ISO-8859-1" in x for x in declarations) and any("UTF-8" in x for x in declarations)
+    parser = NfeParser()
+    for document in documents:
+        utf8 = nfe_xml.render(dataset.record(document["invoiceId"]))
+        expected = {k: v for k, v in parser.parse(utf8).header.items() if v is not None}
+        assert "nfeParseError" not in document
+        assert {k: document.get(k) for k in expected} == expected

@@ -48,7 +48,8 @@ class InvalidEntry(Exception):
 
 
 class XmlEntry(NamedTuple):
-    """One invoice of a document: its file name, its invoice id and its XML text.
+    """One invoice of a document: its file name, its invoice id, its XML text and its bytes
+    (which the NF-e parser reads directly, rather than encode the text again).
 
     A named tuple, not a frozen dataclass: one is built per invoice, and the tuple is several
     times cheaper to build."""
@@ -56,6 +57,7 @@ class XmlEntry(NamedTuple):
     file_name: str
     invoice_id: str
     xml: str
+    data: bytes
 
 
 _UTF8_DECLARATIONS = (
@@ -160,7 +162,7 @@ def stream_entries(
                 text = decode_xml(data)
             except InvalidEntry as error:
                 raise InvalidEntry(f"{name} {error}") from None
-            yield XmlEntry(name, invoice_id_of(name), text)
+            yield XmlEntry(name, invoice_id_of(name), text, data)
     except (
         zipfile.BadZipFile,
         zlib.error,
@@ -342,7 +344,7 @@ def read_entries(
             text = decode_xml(data)
         except InvalidEntry as error:
             raise InvalidEntry(f"{info.filename} {error}") from None
-        yield XmlEntry(info.filename, invoice_id_of(info.filename), text)
+        yield XmlEntry(info.filename, invoice_id_of(info.filename), text, data)
 
 
 _END_OF_DIRECTORY = struct.Struct("<4s4H2LH")

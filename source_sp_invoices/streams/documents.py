@@ -245,7 +245,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         """
         assert self._parser is not None
         try:
-            return self._parser.parse(entry.xml.xml)
+            return self._parser.parse(entry.xml.data)  # as stored: no second encoding
         except NfeError as error:
             where = (
                 f"{entry.xml.file_name} of export {entry.export_id} "
