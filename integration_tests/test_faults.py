@@ -79,3 +79,26 @@ def test_an_api_that_never_answers_in_time_fails_check_naming_the_host(cli, conf
     status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
     assert status["status"] == "FAILED"
     assert "127.0.0.1" in status["message"] and "ReadTimeout" in status["message"]
+
+
+def test_a_429_storm_is_waited_out_at_the_applied_rate_without_adding_429s(cli, emulator, dataset):
+    config = emulator.connector_config(
+        "2024-01-01T00:00:00Z", replication_end_date=END_OF_DAY_3, documents_window_days=1
+    )
+    storm = {"getInvoices": 6, "createInvoicesExport": 6, "getInvoicesDocument": 6}
+    for operation, count in storm.items():
+        emulator.faults.fail_next(operation, 429, count=count)
+    run = cli.run("read", config, catalog=catalog("invoices", "invoice_documents"))
+    assert run.returncode == 0, run.errors()
+    invoices = run.records("invoices")
+    assert ids(invoices, "id") == sorted(i["id"] for i in invoice_truth(dataset, end=END_OF_DAY_3))
+    documents = run.records("invoice_documents")
+    assert ids(documents, "invoiceId") == sorted(document_truth(dataset, last="2024-01-03"))
+    for operation, count in storm.items():  # only the injected ones: the pacing added none
+        assert emulator.stats.count(operation, 429) == count
+    statuses = [
+        m["trace"]["stream_status"]
+        for m in run.of_type("TRACE")
+        if m["trace"]["type"] == "STREAM_STATUS"
+    ]
+    assert any(s.get("reasons") for s in statuses)  # the UI is told the stream is rate limited

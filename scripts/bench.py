@@ -17,6 +17,10 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             export of many realistic NF-e files, `source-sp-invoices read` writing to /dev/null.
 (c) memory  Peak RSS of that read on a ZIP of at least 50,000 invoices.
 (d) parse   NF-e files parsed into header and item records per second (in-process).
+(e) throttle  429 answers / all SP-API requests of a full read of every stream with Amazon's
+            default usage plans: a healthy one, and one under a 429 storm (the first
+            STORM calls of every operation, and as many again in the middle of the documents,
+            answer 429 whatever the connector's pacing).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from datetime import date
@@ -258,6 +263,43 @@ def parse_rate(invoices: int, seed: int) -> float:
     return len(files) / (time.perf_counter() - started)
 
 
+STORM = 6  # consecutive 429s per operation, twice; fewer than the 8 retries a request gets
+ALL_STREAMS = (
+    "invoice_attributes",
+    "invoices",
+    "invoice_exports",
+    "invoice_documents",
+    "invoice_items",
+)
+
+
+def throttle_run(days: int, scale: float, seed: int, storm: bool) -> dict[str, float]:
+    """One full read with the default plans; 429s and requests counted by the emulator."""
+    dataset = Dataset.generate(
+        seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=day_profile()
+    )
+    end = f"2024-01-{days + 1:02d}T00:00:00Z"
+    with EmulatorServer(dataset, time_scale=scale) as server:
+        config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end)
+        operations = list(LIFTED)
+        if storm:
+            for operation in operations:
+                server.faults.fail_next(operation, 429, count=STORM)
+
+            def second_wave() -> None:  # once half of the documents are read
+                while server.stats.count("getInvoicesDocument", 200) < days // 4:
+                    time.sleep(0.05)
+                for operation in operations:
+                    server.faults.fail_next(operation, 429, count=STORM)
+
+            threading.Thread(target=second_wave, daemon=True).start()
+        with open(os.devnull, "wb") as sink:
+            wall = read(server, config, ALL_STREAMS, sink)
+        requests_made = sum(server.stats.count(operation) for operation in operations)
+        throttled = sum(server.stats.count(operation, 429) for operation in operations)
+    return {"wall": wall, "requests": requests_made, "throttled": throttled}
+
+
 def machine() -> str:
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((ln.split(":")[1].strip() for ln in cpuinfo if "model name" in ln), "?")
@@ -270,14 +312,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=["bound", "speed", "memory", "parse"], action="append")
+    parser.add_argument(
+        "--only", choices=["bound", "speed", "memory", "parse", "throttle"], action="append"
+    )
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
     parser.add_argument("--scale", type=float, default=10.0, help="time scale of part (a)")
     parser.add_argument("--speed-invoices", type=int, default=50_000)
     parser.add_argument("--memory-invoices", type=int, default=50_000)
     parser.add_argument("--parse-invoices", type=int, default=5_000)
     args = parser.parse_args()
-    parts = args.only or ["bound", "speed", "memory", "parse"]
+    parts = args.only or ["bound", "speed", "memory", "parse", "throttle"]
     median = statistics.median
     print(f"machine: {machine()}")
 
@@ -334,6 +378,21 @@ def main() -> None:
             f"    median peak RSS {median(r['peak_rss_mb'] for r in runs):.0f} MB; "
             f"median {median(r['records_per_second'] for r in runs):,.0f} records/s"
         )
+
+    if "throttle" in parts:
+        print("\n(e) 429 answers / SP-API requests of a full read of all five streams, default")
+        print(
+            f"    usage plans, {args.days} days, scale {args.scale:g} (the sync completes in each)"
+        )
+        for storm, label in ((False, "healthy"), (True, f"429 storm ({STORM} x 2 per operation)")):
+            runs = [
+                throttle_run(args.days, args.scale, seed, storm) for seed in range(1, args.runs + 1)
+            ]
+            ratios = [r["throttled"] / r["requests"] for r in runs]
+            detail = ", ".join(
+                f"{r['throttled']:.0f}/{r['requests']:.0f} in {r['wall']:.0f} s" for r in runs
+            )
+            print(f"    {label}: median ratio {median(ratios):.4f} ({detail})")
 
 
 if __name__ == "__main__":
