@@ -349,3 +349,46 @@ def test_the_documents_stream_says_how_long_it_takes_and_estimates_its_rows(
     assert [e.row_estimate for e in estimates] == [8, 8, 8, 8]  # 2 a day from the first day
     assert {e.name for e in estimates} == {"invoice_documents"}
     assert any("done: 4 day(s) in 4 window(s), 8 invoice(s), 8 record(s)" in m for m in logs)
+
+
+def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_mock, config):
+    import threading
+
+    amazon = Amazon(requests_mock, [])
+    export_created = threading.Event()
+    original = amazon._create
+
+    def create(request, context):
+        export_created.set()
+        return original(request, context)
+
+    amazon.create = requests_mock.post(
+        f"{API_URL}/exports", status_code=202, json=create, headers={"x-amzn-RateLimit-Limit": "9"}
+    )
+
+    pages = [0]
+
+    def invoices(request, context):
+        # Pages come until an export exists: read one after the other, none could exist
+        # before invoices were done (requests_mock serialises its answers: no waiting here).
+        pages[0] += 1
+        if export_created.is_set() or pages[0] > 500:
+            return {"invoices": []}
+        return {"invoices": [], "nextToken": f"page-{pages[0]}"}
+
+    requests_mock.get(
+        f"{API_URL}/invoices", json=invoices, headers={"x-amzn-RateLimit-Limit": "1000"}
+    )
+    config = config_for(config, "2024-01-03")
+    both = CatalogBuilder()
+    for stream in ("invoices", "invoice_documents"):
+        both.with_stream(stream, SyncMode.incremental)
+    output = read(SourceSpInvoices(), config, both.build())
+    assert not output.errors
+    assert pages[0] <= 500, "invoice_documents did not run beside invoices"
+    assert len(records_of(output, "invoice_documents")) == 4
+    final = {
+        s.state.stream.stream_descriptor.name: s.state.stream.stream_state
+        for s in output.state_messages
+    }
+    assert set(final) == {"invoices", "invoice_documents"}
