@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
@@ -352,3 +354,24 @@ def test_a_request_that_always_times_out_fails_naming_the_host(
     assert "network error (ReadTimeout)" in message and "sellingpartnerapi-na.amazon.com" in message
     assert route.call_count == 9  # the first try and eight retries: never forever
     assert not output.records
+
+
+@pytest.mark.parametrize(
+    ("stream", "state", "unknown"),
+    [
+        ("invoices", {"cursor": "2024-01-12T00:00:00Z"}, "cursor"),  # another version's key
+        ("invoices", {"date": "2024-01-12T00:00:00Z", "Date": "x"}, "Date"),  # edited by hand
+        ("invoice_exports", {"updatedAt": "2024-01-12T00:00:00Z"}, "updatedAt"),
+        ("invoice_documents", {"date_end": "2024-01-12"}, "date_end"),
+    ],
+)
+def test_a_state_of_another_version_is_refused_naming_its_keys(
+    lwa, requests_mock, config, stream, state, unknown
+):
+    route = requests_mock.get(re.compile(f"{API_URL}/"), json={})
+    saved = StateBuilder().with_stream_state(stream, state).build()
+    output = read(SourceSpInvoices(), config, catalog(stream, SyncMode.incremental), saved)
+    message = output.errors[0].trace.error.message
+    assert f"The saved state of stream `{stream}` has the key(s) {unknown}," in message
+    assert "not replaced by the start date silently" in message
+    assert route.call_count == 0 and not output.records

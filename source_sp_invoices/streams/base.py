@@ -12,7 +12,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Err
 from requests.auth import AuthBase
 
 from source_sp_invoices import settings
-from source_sp_invoices.config import Config
+from source_sp_invoices.config import Config, ConfigError
 from source_sp_invoices.errors import SpApiErrorHandler, amazon_error, json_body
 from source_sp_invoices.json_schemas import stream_schema
 from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
@@ -70,6 +70,7 @@ class IncrementalSpApiStream(SpApiStream, ABC):
     """
 
     state_checkpoint_interval = None  # state is saved per slice (window), never mid-page
+    state_keys: tuple[str, ...] = ()  # every key this version writes in the stream's state
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._state: MutableMapping[str, Any] = {}
@@ -82,6 +83,16 @@ class IncrementalSpApiStream(SpApiStream, ABC):
     @state.setter
     def state(self, value: MutableMapping[str, Any]) -> None:
         self._state = dict(value or {})
+        unknown = sorted(set(self._state) - set(self.state_keys))
+        if unknown:
+            # Another version's (or a hand-edited) state: using what is left of it could
+            # restart from the start date or skip days, so it is refused, saying why.
+            raise ConfigError(
+                f"The saved state of stream `{self.name}` has the key(s) {', '.join(unknown)}, "
+                f"which this version of the connector does not write (it writes "
+                f"{', '.join(self.state_keys)}): it comes from another version or was edited. "
+                "Fix the state or reset the stream; it is not replaced by the start date silently."
+            )
         self.check_state(self._state)
 
     def check_state(self, state: Mapping[str, Any]) -> None:

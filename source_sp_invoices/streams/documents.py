@@ -74,6 +74,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     """
 
     cursor_field = "dateEnd"
+    state_keys = ("dateEnd", "resume_from", "exports", "windowDays")
 
     def __init__(self, *args: Any, cache: DocumentCache | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -26,6 +26,7 @@ class InvoiceExports(PagedSpApiStream):
     name = "invoice_exports"
     primary_key = "exportId"
     cursor_field = "generateExportStartedAt"
+    state_keys = ("generateExportStartedAt",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -27,6 +27,7 @@ class Invoices(PagedSpApiStream):
     name = "invoices"
     primary_key = "id"
     cursor_field = "date"
+    state_keys = ("date", "resume_from")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
