@@ -102,3 +102,28 @@ def test_a_429_storm_is_waited_out_at_the_applied_rate_without_adding_429s(cli, 
         if m["trace"]["type"] == "STREAM_STATUS"
     ]
     assert any(s.get("reasons") for s in statuses)  # the UI is told the stream is rate limited
+
+
+def test_no_secret_or_access_token_appears_in_any_output(cli, emulator, dataset):
+    """Succeeding and failing runs, every byte they print: no credential, no access token."""
+    config = emulator.connector_config(
+        "2024-01-01T00:00:00Z", replication_end_date="2024-01-03T00:00:00Z", documents_window_days=1
+    )
+    outputs = []
+    every_stream = catalog(*ALL_STREAMS, "invoice_items")
+    outputs.append(cli.run("check", config))
+    outputs.append(cli.run("read", config, catalog=every_stream))
+    emulator.faults.fail_next("getInvoices", 400)  # a failing read: Amazon's message is echoed
+    outputs.append(cli.run("read", config, catalog=catalog("invoices")))
+    emulator.faults.deny_role = True  # 403 on every call: the role hint
+    outputs.append(cli.run("read", config, catalog=catalog("invoice_documents")))
+    outputs.append(cli.run("check", config))
+    emulator.faults.deny_role = False
+    outputs.append(cli.run("check", {**config, "refresh_token": config["refresh_token"] + "x"}))
+    assert [run.returncode != 0 for run in outputs[1:4]] == [False, True, True]
+    printed = "\n".join(run.stdout + run.stderr for run in outputs)
+    assert "Tax Invoicing role" in printed and '"status":"SUCCEEDED"' in printed.replace(" ", "")
+    secrets = [config["lwa_client_secret"], config["refresh_token"], *emulator.tokens.issued()]
+    assert len(secrets) > 3  # access tokens were issued, so there was something to leak
+    for secret in secrets:
+        assert secret not in printed

@@ -64,6 +64,11 @@ class TokenStore:
             self._expiry[token] = self.clock() + self.ttl
         return token
 
+    def issued(self) -> list[str]:
+        """Every access token issued so far (tests look for them in a connector's output)."""
+        with self._lock:
+            return list(self._expiry)
+
     def state(self, token: str | None) -> TokenState:
         """Tell whether a token is valid, expired, or was never issued."""
         if not token:
