@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,12 +18,18 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ErrorResolution,
     ResponseAction,
 )
+from airbyte_cdk.sources.streams.http.http_client import HttpClient
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.rate_limits import operation_of
 
 # (operation, status) pairs that are answers, not failures: the caller reads the status.
 ANSWERS = {("getInvoicesExport", 404)}  # the export is gone: the pipeline creates it again
+
+_REFRESHED_TOKEN_REJECTED = "Refreshed OAuth access token is rejected by the API."  # the CDK's
+_EXPIRED = "The access token expired; refreshing it and trying again."
+_HANDLER_MESSAGE = re.compile(re.escape(f"Error handler message: '{_EXPIRED} ") + r"(.*)'$")
 
 ROLE_HINT = (
     "Amazon refused access (403). The SP-API app may lack the restricted Tax Invoicing role, or "
@@ -136,7 +143,7 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
             return ErrorResolution(
                 response_action=ResponseAction.REFRESH_TOKEN_THEN_RETRY,
                 failure_type=FailureType.transient_error,
-                error_message="The access token expired; refreshing it and trying again.",
+                error_message=f"{_EXPIRED} {operation}: {amazon_error(response)}",
             )
         if status in (401, 403):
             return ErrorResolution(
@@ -149,3 +156,49 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
             failure_type=FailureType.system_error,
             error_message=f"Amazon rejected {operation}: {amazon_error(response)}",
         )
+
+
+class SpApiHttpClient(HttpClient):
+    """The CDK's HTTP client, whose message when 429 retries run out quotes Amazon.
+
+    The CDK says only "API rate limit exceeded." and keeps the last answer in its internal
+    message; Airbyte users see the message, and Amazon's support asks for the request id.
+    """
+
+    def send_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().send_request(*args, **kwargs)
+        except AirbyteTracedException as error:
+            if error.message == _REFRESHED_TOKEN_REJECTED:
+                raise _refreshed_token_rejected(error) from error
+            cause = getattr(error, "_exception", None)
+            response = getattr(cause, "response", None)
+            if not isinstance(response, requests.Response) or response.status_code != 429:
+                raise
+            request = response.request
+            operation = (
+                operation_of(request.method or "", request.url or "") if request else None
+            ) or "SP-API"
+            raise AirbyteTracedException(
+                message=f"Amazon kept answering 429 (too many requests) to {operation} through "
+                f"every retry: {amazon_error(response)}. The connector paces its own calls, so "
+                "another client is using this seller's and application's limits.",
+                internal_message=error.internal_message,
+                failure_type=FailureType.transient_error,
+                exception=cause,
+                stream_descriptor=getattr(error, "_stream_descriptor", None),
+            ) from error
+
+
+def _refreshed_token_rejected(error: AirbyteTracedException) -> AirbyteTracedException:
+    """The CDK's message when a fresh token is refused too, with Amazon's answer and a fix."""
+    found = _HANDLER_MESSAGE.search(error.internal_message or "")
+    answer = f": {found.group(1)}" if found else ""
+    return AirbyteTracedException(
+        message="Amazon refused the access token again right after it was refreshed"
+        f"{answer}. The seller's authorization may have been revoked, or the refresh token may "
+        "belong to another application than the LWA client ID: have the seller authorize the app "
+        "again and paste the new refresh token.",
+        internal_message=error.internal_message,
+        failure_type=FailureType.config_error,
+    )

@@ -375,3 +375,49 @@ def test_a_state_of_another_version_is_refused_naming_its_keys(
     assert f"The saved state of stream `{stream}` has the key(s) {unknown}," in message
     assert "not replaced by the start date silently" in message
     assert route.call_count == 0 and not output.records
+
+
+def test_429s_that_never_end_fail_quoting_amazon_and_the_request_id(
+    lwa, requests_mock, config, no_retry_waits
+):
+    route = requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=429,
+        json={"errors": [{"code": "QuotaExceeded", "message": "You exceeded your quota."}]},
+        headers={"x-amzn-RequestId": "req-429", "x-amzn-RateLimit-Limit": "1000"},
+    )
+    output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
+    error = output.errors[0].trace.error
+    assert "Amazon kept answering 429 (too many requests) to getInvoices" in error.message
+    assert "QuotaExceeded: You exceeded your quota. [HTTP 429, x-amzn-RequestId req-429]" in (
+        error.message
+    )
+    assert error.failure_type.value == "transient_error"
+    assert route.call_count == 9  # the first try and eight retries: it gives up, loudly
+
+
+def test_an_access_token_refused_again_after_its_refresh_fails_with_an_auth_error(
+    lwa, requests_mock, config, no_retry_waits
+):
+    expired = {
+        "errors": [
+            {
+                "code": "Unauthorized",
+                "message": "Access to requested resource is denied.",
+                "details": "The access token you provided has expired.",
+            }
+        ]
+    }
+    requests_mock.get(f"{API_URL}/invoices", status_code=403, json=expired)
+    output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
+    error = output.errors[0].trace.error
+    assert error.message.startswith(
+        "Amazon refused the access token again right after it was refreshed: getInvoices: "
+        "Unauthorized: Access to requested resource is denied."
+    )
+    assert "(The access token you provided has expired.) [HTTP 403, x-amzn-RequestId" in (
+        error.message
+    )
+    assert error.failure_type.value == "config_error"
+    assert lwa.call_count <= 10  # refreshed a bounded number of times, never forever
+    assert not output.records

@@ -7,13 +7,14 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import requests
+from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from requests.auth import AuthBase
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config, ConfigError
-from source_sp_invoices.errors import SpApiErrorHandler, amazon_error, json_body
+from source_sp_invoices.errors import SpApiErrorHandler, SpApiHttpClient, amazon_error, json_body
 from source_sp_invoices.json_schemas import stream_schema
 from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
@@ -36,6 +37,17 @@ class SpApiStream(HttpStream, ABC):
         self._budget = budget or SpApiBudget(rate_limits)
         self._schema: Mapping[str, Any] | None = None
         super().__init__(authenticator=authenticator, api_budget=self._budget)
+        # The client HttpStream builds, but with Amazon's words when 429 retries run out.
+        self._http_client = SpApiHttpClient(
+            name=self.name,
+            logger=self.logger,
+            error_handler=self.get_error_handler(),
+            api_budget=self._budget,
+            authenticator=authenticator,
+            use_cache=self.use_cache,
+            backoff_strategy=self.get_backoff_strategy(),
+            message_repository=InMemoryMessageRepository(),
+        )
 
     def get_json_schema(self) -> Mapping[str, Any]:
         # The CDK asks for it with every record it converts: build it once per stream.
