@@ -29,6 +29,19 @@ ATTRIBUTES = {
 }
 
 
+def unauthorized(details: str) -> dict[str, Any]:
+    """Amazon's 403 body: details say whether the access token expired."""
+    return {
+        "errors": [
+            {
+                "code": "Unauthorized",
+                "message": "Access to requested resource is denied.",
+                "details": details,
+            }
+        ]
+    }
+
+
 def invoice(number: int, date: str, **fields: Any) -> dict[str, Any]:
     return {
         "id": f"inv-{number}",
@@ -251,15 +264,7 @@ def test_a_400_fails_with_amazons_message_and_the_request_id(lwa, requests_mock,
 
 def test_an_expired_token_is_refreshed_once_and_the_call_retried(lwa, requests_mock, config):
     config["invoices_window_days"] = 30
-    expired = {
-        "errors": [
-            {
-                "code": "Unauthorized",
-                "message": "Access to requested resource is denied.",
-                "details": "The access token you provided has expired.",
-            }
-        ]
-    }
+    expired = unauthorized("The access token you provided has expired.")
     requests_mock.get(
         f"{API_URL}/invoices",
         [{"status_code": 403, "json": expired}, {"json": {"invoices": []}}],
@@ -270,15 +275,7 @@ def test_an_expired_token_is_refreshed_once_and_the_call_retried(lwa, requests_m
 
 
 def test_a_403_without_expiry_is_a_config_error_about_the_role(lwa, requests_mock, config):
-    denied = {
-        "errors": [
-            {
-                "code": "Unauthorized",
-                "message": "Access to requested resource is denied.",
-                "details": "",
-            }
-        ]
-    }
+    denied = unauthorized("")
     requests_mock.get(f"{API_URL}/attributes", status_code=403, json=denied)
     output = read(SourceSpInvoices(), config, catalog("invoice_attributes"))
     error = output.errors[0].trace.error
@@ -399,15 +396,7 @@ def test_429s_that_never_end_fail_quoting_amazon_and_the_request_id(
 def test_an_access_token_refused_again_after_its_refresh_fails_with_an_auth_error(
     lwa, requests_mock, config, no_retry_waits
 ):
-    expired = {
-        "errors": [
-            {
-                "code": "Unauthorized",
-                "message": "Access to requested resource is denied.",
-                "details": "The access token you provided has expired.",
-            }
-        ]
-    }
+    expired = unauthorized("The access token you provided has expired.")
     requests_mock.get(f"{API_URL}/invoices", status_code=403, json=expired)
     output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
     error = output.errors[0].trace.error
