@@ -52,8 +52,10 @@ def test_every_fault_of_the_api_at_once_ends_in_a_complete_sync(cli, emulator, d
 def test_slow_answers_time_out_and_are_asked_again(cli, config, dataset, emulator):
     emulator.faults.set_latency("getInvoices", 3.0)  # longer than the read timeout below
 
-    def recover() -> None:  # the API is slow for a while, then answers in time again
-        time.sleep(2.5)
+    def recover() -> None:  # slow until one answer came too late, then in time again
+        deadline = time.monotonic() + 60
+        while emulator.stats.count("getInvoices") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the emulator records a call when it answers: after 3 s
         emulator.faults.set_latency("getInvoices", None)
 
     threading.Thread(target=recover, daemon=True).start()
