@@ -149,6 +149,38 @@ def summarise(messages: list[dict]) -> None:
         raise SystemExit(f"the read failed: {errors[0]['error']['message']}")
 
 
+def incremental(config: Path, catalog: Path, first: list[dict]) -> None:
+    """Read again from the first read's final state, as Airbyte's next sync would: with the
+    state of the incremental streams (a full refresh stream starts over in a new sync)."""
+    configured = json.loads(catalog.read_text())["streams"]
+    incremental_streams = {
+        c["stream"]["name"] for c in configured if c["sync_mode"] == "incremental"
+    }
+    final: dict[str, dict] = {}
+    for message in (m for m in first if m["type"] == "STATE"):
+        name = message["state"]["stream"]["stream_descriptor"]["name"]
+        if name in incremental_streams:
+            final[name] = message["state"]
+    state = WORK / "state.json"
+    state.write_text(json.dumps(list(final.values()), indent=2))
+    print("\nThe next sync, from that state (re-reading the lookback days for late changes):")
+    messages = run(
+        ["read", "--config", str(config), "--catalog", str(catalog), "--state", str(state)],
+        WORK / "read-incremental.jsonl",
+    )
+    per_stream = Counter(m["record"]["stream"] for m in messages if m["type"] == "RECORD")
+    for name in STREAMS:
+        print(f"  {name:<20} {per_stream.get(name, 0):>6}")
+    exports = [
+        m["record"]["data"]
+        for m in messages
+        if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_exports"
+    ]
+    if exports:
+        statuses = Counter(e.get("status") for e in exports)
+        print(f"  invoice_exports lists the exports created so far: {dict(statuses)}")
+
+
 def main() -> None:
     WORK.mkdir(exist_ok=True)
     if not shutil.which(str(BIN / "source-sp-invoices")):
@@ -167,7 +199,8 @@ def main() -> None:
             ["read", "--config", str(config), "--catalog", str(catalog)], WORK / "read.jsonl"
         )
         summarise(messages)
-        print("\nAll Airbyte messages of the read are in .demo/read.jsonl.")
+        incremental(config, catalog, messages)
+        print("\nAll Airbyte messages are in .demo/read.jsonl and .demo/read-incremental.jsonl.")
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
