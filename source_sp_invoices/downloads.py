@@ -17,18 +17,11 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from source_sp_invoices import settings
-from source_sp_invoices.zip_reader import CorruptDocument
+from source_sp_invoices.zip_reader import CorruptDocument, GrowingZip
 
 
-class DocumentSource(Protocol):
-    """The bytes of one document ZIP: by position as they arrive, or as a whole file at the end."""
-
-    def read_at(self, offset: int, size: int, at_least: int | None = None) -> bytes:
-        """Up to `size` bytes from `offset` once `at_least` (default: all of them) arrived;
-        fewer only where the document ends."""
-
-    def whole(self) -> IO[bytes]:
-        """The complete document as a file; CorruptDocument if its download broke off."""
+class DocumentSource(GrowingZip, Protocol):
+    """A document ZIP as the pipeline holds it: readable while it grows, then closed."""
 
     @property
     def size(self) -> int:

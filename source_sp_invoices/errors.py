@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +28,6 @@ ANSWERS = {("getInvoicesExport", 404)}  # the export is gone: the pipeline creat
 
 _REFRESHED_TOKEN_REJECTED = "Refreshed OAuth access token is rejected by the API."  # the CDK's
 _EXPIRED = "The access token expired; refreshing it and trying again."
-_HANDLER_MESSAGE = re.compile(re.escape(f"Error handler message: '{_EXPIRED} ") + r"(.*)'$")
 
 ROLE_HINT = (
     "Amazon refused access (403). The SP-API app may lack the restricted Tax Invoicing role, or "
@@ -55,6 +53,13 @@ def amazon_error(response: requests.Response) -> str:
         parts.append(response.text[:300] or response.reason or "no body")
     request_id = response.headers.get("x-amzn-RequestId", "unknown")
     return f"{'; '.join(parts)} [HTTP {response.status_code}, x-amzn-RequestId {request_id}]"
+
+
+def operation_name(response: requests.Response) -> str:
+    """The SP-API operation a response answers, for messages ("SP-API" if unknown)."""
+    request = response.request
+    found = operation_of(request.method or "", request.url or "") if request else None
+    return found or "SP-API"
 
 
 def host_of(error: requests.RequestException) -> str:
@@ -94,6 +99,7 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
             max_retries=max_retries,
             max_time=timedelta(seconds=settings.MAX_RETRY_SECONDS),
         )
+        self.last_expired_answer = ""  # operation and Amazon's words of the last expired token
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None = None
@@ -122,10 +128,7 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
             )
         if status < 400:
             return super().interpret_response(response)
-        request = response.request
-        operation = (
-            operation_of(request.method or "", request.url or "") if request else None
-        ) or "SP-API"
+        operation = operation_name(response)
         if status == 429 or status >= 500:
             # Retried as the CDK's mapping says; the message (logged on each retry and shown if
             # retries run out) quotes Amazon and the request id, for a support case.
@@ -140,10 +143,13 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
                 response_action=ResponseAction.IGNORE, failure_type=None, error_message=None
             )
         if status == 403 and "expired" in response.text.lower():
+            # Kept for the message if the refreshed token is refused too: the CDK's says nothing
+            # of Amazon's answer.
+            self.last_expired_answer = f"{operation}: {amazon_error(response)}"
             return ErrorResolution(
                 response_action=ResponseAction.REFRESH_TOKEN_THEN_RETRY,
                 failure_type=FailureType.transient_error,
-                error_message=f"{_EXPIRED} {operation}: {amazon_error(response)}",
+                error_message=f"{_EXPIRED} {self.last_expired_answer}",
             )
         if status in (401, 403):
             return ErrorResolution(
@@ -170,17 +176,16 @@ class SpApiHttpClient(HttpClient):
             return super().send_request(*args, **kwargs)
         except AirbyteTracedException as error:
             if error.message == _REFRESHED_TOKEN_REJECTED:
-                raise _refreshed_token_rejected(error) from error
+                handler = self._error_handler
+                answer = getattr(handler, "last_expired_answer", "")
+                raise _refreshed_token_rejected(error, answer) from error
             cause = getattr(error, "_exception", None)
             response = getattr(cause, "response", None)
             if not isinstance(response, requests.Response) or response.status_code != 429:
                 raise
-            request = response.request
-            operation = (
-                operation_of(request.method or "", request.url or "") if request else None
-            ) or "SP-API"
             raise AirbyteTracedException(
-                message=f"Amazon kept answering 429 (too many requests) to {operation} through "
+                message="Amazon kept answering 429 (too many requests) to "
+                f"{operation_name(response)} through "
                 f"every retry: {amazon_error(response)}. The connector paces its own calls, so "
                 "another client is using this seller's and application's limits.",
                 internal_message=error.internal_message,
@@ -190,15 +195,14 @@ class SpApiHttpClient(HttpClient):
             ) from error
 
 
-def _refreshed_token_rejected(error: AirbyteTracedException) -> AirbyteTracedException:
+def _refreshed_token_rejected(error: AirbyteTracedException, answer: str) -> AirbyteTracedException:
     """The CDK's message when a fresh token is refused too, with Amazon's answer and a fix."""
-    found = _HANDLER_MESSAGE.search(error.internal_message or "")
-    answer = f": {found.group(1)}" if found else ""
+    answer = f": {answer}" if answer else ""
     return AirbyteTracedException(
-        message="Amazon refused the access token again right after it was refreshed"
-        f"{answer}. The seller's authorization may have been revoked, or the refresh token may "
-        "belong to another application than the LWA client ID: have the seller authorize the app "
-        "again and paste the new refresh token.",
+        message=f"Amazon refused the access token again right after it was refreshed{answer}. "
+        "The seller's authorization may have been revoked, or the refresh token may belong to "
+        "another application than the LWA client ID: have the seller authorize the app again and "
+        "paste the new refresh token.",
         internal_message=error.internal_message,
         failure_type=FailureType.config_error,
     )

@@ -152,7 +152,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     def _plan_message(self, first: date, last: date) -> str:
         """Say up front how long the documents of this sync take at Amazon's document rate."""
         assert self._pipeline is not None
-        days = (last - first).days + 1
+        days = self._progress.days
         if days <= 0:
             return f"{self.name}: nothing to export (the last whole day, {last}, is done)."
         fewest = windows_needed(days, self._pipeline.window_days, self.config.documents_window_days)
