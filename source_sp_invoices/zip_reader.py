@@ -136,10 +136,11 @@ def stream_entries(
             name_bytes = cursor.take(name_size)
             cursor.skip(extra_size)
             name = name_bytes.decode("utf-8" if flags & 0x800 else "cp437")
+            wanted = name not in skip and not name.endswith("/")  # read before, or a directory
             if described:
                 data, crc, unpacked = _inflate_described(cursor, name, max_entry_bytes)
             else:
-                if unpacked > max_entry_bytes and name not in skip:
+                if unpacked > max_entry_bytes and wanted:
                     raise InvalidEntry(
                         f"{name} would decompress to {unpacked} bytes, more than the limit of "
                         f"{max_entry_bytes}"
@@ -147,14 +148,14 @@ def stream_entries(
                 raw = cursor.take(packed)
                 if len(raw) != packed:
                     raise EOFError("the entry is cut short")
-                if name in skip or name.endswith("/"):
+                if not wanted:
                     data = b""
                 elif method == zipfile.ZIP_STORED:
                     data = raw
                 else:
                     data = _inflate_bytes(raw, name, max_entry_bytes, unpacked)
             seen.add(name)
-            if name in skip or name.endswith("/"):
+            if not wanted:
                 continue
             if len(data) != unpacked or _crc32(data) != crc:
                 raise zipfile.BadZipFile(f"{name}: size or CRC-32 does not match its header")
