@@ -94,7 +94,7 @@ class Config:
     end: datetime | None  # None: up to the moment each sync starts
     invoices_window: timedelta = timedelta(days=settings.DEFAULT_INVOICES_WINDOW_DAYS)
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
-    documents_window_days: int = settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
+    documents_window_days: int | None = None  # no ceiling: windows grow while one document
     parse_nfe: bool = True
     fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
@@ -175,9 +175,7 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
             days=raw.get("invoices_window_days", settings.DEFAULT_INVOICES_WINDOW_DAYS)
         ),
         lookback=timedelta(days=raw.get("lookback_days", settings.DEFAULT_LOOKBACK_DAYS)),
-        documents_window_days=raw.get(
-            "documents_window_days", settings.DEFAULT_DOCUMENTS_WINDOW_DAYS
-        ),
+        documents_window_days=raw.get("documents_window_days"),
         parse_nfe=raw.get("parse_nfe", True),
         fail_on_invalid_xml=raw.get("invalid_xml") == "fail_sync",
         filters=InvoiceFilters(

@@ -13,7 +13,6 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import IO, Protocol
 
 from source_sp_invoices import settings
@@ -33,14 +32,12 @@ class DocumentSource(GrowingZip, Protocol):
 class BackgroundDownload:
     """A download written to a file by a thread and read from that file as it grows."""
 
-    def __init__(self, chunks: Iterable[bytes], keep: Path | None = None) -> None:
-        if keep is None:
-            # Closed by close(): the file outlives this call, read while the thread writes.
-            self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115
-                prefix="sp-invoices-", buffering=0
-            )
-        else:
-            self._file = keep.open("w+b", buffering=0)
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        # Closed by close(): the file outlives this call, read while the thread writes. It has
+        # no name on disk, so it is gone once closed, even if the process is killed.
+        self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115
+            prefix="sp-invoices-", buffering=0
+        )
         self._fd = self._file.fileno()
         self._written = 0
         self._done = False
@@ -111,34 +108,6 @@ class BackgroundDownload:
                 self._file.close()
 
     def __enter__(self) -> BackgroundDownload:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class FileSource:
-    """A document already on disk (downloaded earlier in this sync)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file: IO[bytes] = path.open("rb")
-        self._size = os.fstat(self._file.fileno()).st_size
-
-    def read_at(self, offset: int, size: int, at_least: int | None = None) -> bytes:
-        return os.pread(self._file.fileno(), size, offset)
-
-    def whole(self) -> IO[bytes]:
-        self._file.seek(0)
-        return self._file
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> FileSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,10 @@ from source_sp_invoices import settings
 from source_sp_invoices.rate_limits import operation_of
 
 # (operation, status) pairs that are answers, not failures: the caller reads the status.
-ANSWERS = {("getInvoicesExport", 404)}  # the export is gone: the pipeline creates it again
+ANSWERS = {
+    ("getInvoicesExport", 404),  # the export is gone: the pipeline creates it again
+    ("createInvoicesExport", 400),  # the pipeline reads it: a date range too long is learnt
+}
 
 _REFRESHED_TOKEN_REJECTED = "Refreshed OAuth access token is rejected by the API."  # the CDK's
 _EXPIRED = "The access token expired; refreshing it and trying again."

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from airbyte_cdk.models import FailureType
@@ -42,6 +41,10 @@ class Window:
     @property
     def key(self) -> str:
         return f"{self.first.isoformat()}/{self.last.isoformat()}"
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
 
     @classmethod
     def from_key(cls, key: str) -> Window:
@@ -88,9 +91,9 @@ class ExportsApi(Protocol):
     def get_export(self, export_id: str) -> Mapping[str, Any] | None:
         """The Export object, or None when Amazon no longer knows the id."""
 
-    def download_document(self, document_id: str, keep: Path | None = None) -> DocumentSource:
-        """Get a fresh URL for the document and start downloading it at once (to `keep`, if
-        given, where the file stays after the source is closed)."""
+    def download_document(self, document_id: str) -> DocumentSource:
+        """Get a fresh URL for the document and start downloading it at once, to a temporary
+        file that is gone once the source is closed."""
 
 
 class Clock(Protocol):
@@ -155,15 +158,24 @@ class Entry(NamedTuple):
     xml: XmlEntry
 
 
+class DateRangeRefused(Exception):
+    """createInvoicesExport answered 400 because the window's date range is too long."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 CHECKPOINT = object()  # yielded when the pending exports changed and should be saved
 
 
 class ExportPipeline:
     """Plans the windows of a sync, drives their jobs, and completes them in order.
 
-    Windows are planned as exports are created: a window grows (doubling, up to `max_days`)
-    while exports come back as one document, since the one-call-a-minute limit counts
-    documents, and shrinks when an export is split into several.
+    Windows are planned as exports are created: a window grows (doubling) while exports come
+    back as one document, since the one-call-a-minute limit counts documents, and shrinks when
+    an export is split into several. `max_days` caps the growth when the user set one; Amazon
+    can cap it too, by refusing a date range as too long (a 400 that says so).
     """
 
     def __init__(
@@ -174,12 +186,11 @@ class ExportPipeline:
         saved: Mapping[str, Mapping[str, Any]],
         logger: logging.Logger,
         window_days: int = 1,
-        max_days: int = 1,
+        max_days: int | None = None,
         ahead: int = settings.DEFAULT_EXPORTS_AHEAD,
         clock: Clock | None = None,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
         poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
-        known_window: Callable[[date], Window | None] = lambda day: None,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
@@ -187,37 +198,47 @@ class ExportPipeline:
         self._ahead = max(1, ahead)
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
-        self._known_window = known_window  # a window another stream already used this sync
-        self._max_days = max(1, max_days)
-        self.window_days = min(max(1, window_days), self._max_days)
-        self._ceiling = self._max_days  # lowered when an export comes back split
+        span = max(1, (last_day - first_day).days + 1)
+        self._ceiling = max(1, max_days) if max_days else span  # lowered by splits and 400s
+        self.window_days = min(max(1, window_days), self._ceiling)
         self.last_day = last_day
+        self.completed: Window | None = None  # the last window read to its end
         self._next_day = first_day
         self._jobs: dict[str, Job] = {}
-        for key in sorted(saved):  # exports in flight when the last sync stopped, in order
+        # Exports in flight when the last sync stopped, reused when the plan reaches their first
+        # day: polled again, never created again while Amazon still knows them.
+        self._saved: dict[date, Job] = {}
+        for key in sorted(saved):
             window = Window.from_key(key)
-            if window.first != self._next_day or window.last > last_day:
+            if window.first < first_day or window.last > last_day:
                 logger.info(f"Not resuming the saved export of {window}: outside this sync's plan.")
                 continue
             job = Job(window, export_id=saved[key]["exportId"], status=REQUESTED)
             job.documents_done = list(saved[key].get("documentsDone") or [])
-            self._jobs[key] = job
-            self._next_day = window.last + timedelta(days=1)
+            self._saved[window.first] = job
 
     def windows(self) -> Iterator[Window]:
         """The windows of the sync, in order, each planned when it is needed."""
         while self._jobs or self._plan():
-            yield next(iter(self._jobs.values())).window
+            yield self.current_window
+
+    @property
+    def current_window(self) -> Window:
+        """The window being read (it can shrink while its export is created: see _shorten)."""
+        return next(iter(self._jobs.values())).window
 
     def pending(self) -> dict[str, dict[str, Any]]:
         """The exports created and not yet fully read, for the stream's state."""
         return {key: job.saved() for key, job in self._jobs.items() if job.export_id}
 
     def read_window(self, window: Window) -> Iterator[Entry | object]:
-        """Complete one window: create, poll, download; yield its entries and checkpoints."""
-        job = self._jobs[window.key]
+        """Complete the window being read: create, poll, download; yield its entries and
+        checkpoints. `completed` then holds the window as read (shorter than `window` when
+        Amazon refused its date range)."""
+        job = next(iter(self._jobs.values()))
+        assert job.window.first == window.first, "windows are read in order"
         while job.status != DONE:
-            yield from self._advance(window)
+            yield from self._advance(job)
             if job.status != DONE:
                 self._wait(self._next_poll())
         for document_id in job.document_ids:
@@ -225,38 +246,44 @@ class ExportPipeline:
                 continue
             # Amazon allows one document a minute: keep the other exports moving meanwhile.
             while (slot := self._slot_wait()) > 0:
-                yield from self._advance(window)
+                yield from self._advance(job)
                 self._wait(min(slot, self._next_poll()))
             yield from self._read_document(job, document_id)
             job.documents_done.append(document_id)
             yield CHECKPOINT
-        del self._jobs[window.key]
+        del self._jobs[job.window.key]
+        self.completed = job.window
 
-    def _advance(self, window: Window) -> Iterator[object]:
+    def _advance(self, current: Job) -> Iterator[object]:
         """Create what may be created and poll what is due; a checkpoint if exports changed."""
-        if self._create_ahead(window) | self._poll_due():
+        if self._create_ahead(current) | self._poll_due():
             yield CHECKPOINT
 
     def _plan(self) -> bool:
-        """Add a NEW job for the next window of the current size; False when no day is left."""
+        """Add the job of the next window (a saved export's, or a NEW one of the current size);
+        False when no day is left."""
         if self._next_day > self.last_day:
             return False
-        last = min(self._next_day + timedelta(days=self.window_days - 1), self.last_day)
-        known = self._known_window(self._next_day)
-        window = known if known and known.last <= self.last_day else Window(self._next_day, last)
-        self._jobs[window.key] = Job(window)
-        self._next_day = window.last + timedelta(days=1)
+        job = self._saved.pop(self._next_day, None)
+        if job is None:
+            last = min(self._next_day + timedelta(days=self.window_days - 1), self.last_day)
+            later = [day for day in self._saved if day > self._next_day]
+            if later:  # stop short of a saved export's window
+                last = min(last, min(later) - timedelta(days=1))
+            job = Job(Window(self._next_day, last))
+        self._jobs[job.window.key] = job
+        self._next_day = job.window.last + timedelta(days=1)
         return True
 
     def _learn(self, job: Job) -> None:
         """Size the windows not yet planned from how many documents this export needed."""
-        days = (job.window.last - job.window.first).days + 1
+        days = job.window.days
         documents = len(job.document_ids)
         if documents > 1:  # split: never grow back to a size that splits
             self._ceiling = max(1, days // documents)
             size = min(self.window_days, self._ceiling)
         elif days >= self.window_days:
-            size = min(self.window_days * 2, self._max_days, self._ceiling)
+            size = min(self.window_days * 2, self._ceiling)
         else:
             return
         if size != self.window_days:
@@ -280,23 +307,34 @@ class ExportPipeline:
     def _in_flight(self) -> list[Job]:
         return [job for job in self._jobs.values() if job.status in (REQUESTED, PROCESSING)]
 
-    def _create_ahead(self, window: Window) -> bool:
-        """Create exports in window order, this window's first, up to `ahead` not yet read."""
+    def _create_ahead(self, current: Job) -> bool:
+        """Create exports in window order, the current window's first, up to `ahead` not yet
+        read."""
         created = False
-        outstanding = sum(1 for job in self._jobs.values() if job.export_id)
-        for job in list(self._jobs.values()):
-            if job.status == NEW and (job.window == window or outstanding < self._ahead):
-                self._create(job)
-                outstanding += 1
-                created = True
-        while outstanding < self._ahead and self._plan():
-            self._create(list(self._jobs.values())[-1])
-            outstanding += 1
+        while True:
+            outstanding = sum(1 for job in self._jobs.values() if job.export_id)
+            job = next(
+                (
+                    job
+                    for job in self._jobs.values()
+                    if job.status == NEW and (job is current or outstanding < self._ahead)
+                ),
+                None,
+            )
+            if job is None:
+                if outstanding < self._ahead and self._plan():
+                    continue
+                return created
+            self._create(job)
             created = True
-        return created
 
     def _create(self, job: Job) -> None:
-        job.export_id = self._api.create_export(job.window)
+        while True:
+            try:
+                job.export_id = self._api.create_export(job.window)
+                break
+            except DateRangeRefused as refused:
+                self._shorten(job, refused.reason)
         job.attempts += 1
         job.status = REQUESTED
         job.document_ids, job.documents_done, job.polls = [], [], 0
@@ -307,6 +345,31 @@ class ExportPipeline:
         self._logger.info(
             f"Window {job.window}: created export {job.export_id} (attempt {job.attempts})."
         )
+
+    def _shorten(self, job: Job, reason: str) -> None:
+        """Amazon refused the window's date range as too long: halve it, and never plan a
+        longer one in this sync. The days it drops are planned next."""
+        days = job.window.days
+        if days <= 1:
+            raise AirbyteTracedException(
+                message=f"Amazon refused to export the single day {job.window}: {reason}",
+                failure_type=FailureType.system_error,
+            )
+        self._ceiling = max(1, days // 2)
+        self.window_days = min(self.window_days, self._ceiling)
+        self._logger.warning(
+            f"Amazon refused the {days}-day window {job.window} ({reason}): windows now span at "
+            f"most {self._ceiling} day(s)."
+        )
+        job.window = Window(job.window.first, job.window.first + timedelta(self._ceiling - 1))
+        kept: dict[str, Job] = {}
+        for planned in self._jobs.values():
+            if planned.window.first <= job.window.first:
+                kept[planned.window.key] = planned
+            elif planned.export_id:  # created already: reused when the plan reaches it
+                self._saved[planned.window.first] = planned
+        self._jobs = kept
+        self._next_day = job.window.last + timedelta(days=1)
 
     def _poll_due(self) -> bool:
         """Poll every in-flight export whose time has come; True if one had to be re-created."""

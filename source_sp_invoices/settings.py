@@ -126,7 +126,6 @@ DEFAULT_INVOICES_WINDOW_DAYS: Final = 7
 DEFAULT_LOOKBACK_DAYS: Final = 3
 
 # The export pipeline (invoice_documents).
-DEFAULT_DOCUMENTS_WINDOW_DAYS: Final = 7  # the longest window; windows start at one day
 EXPORT_ATTEMPTS: Final = 3  # creations of one window's export before the sync fails
 DOWNLOAD_ATTEMPTS: Final = 3  # fresh URLs for one document (expired, truncated) before failing
 DEFAULT_EXPORTS_AHEAD: Final = 3  # exports created before the window being downloaded needs them

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import requests
@@ -19,14 +18,14 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
+from airbyte_cdk.sources.utils.schema_helpers import split_config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import Config, parse_config
-from source_sp_invoices.document_cache import DocumentCache
 from source_sp_invoices.errors import host_of
-from source_sp_invoices.interleave import interleave
 from source_sp_invoices.rate_limits import RateLimits, SpApiBudget
+from source_sp_invoices.read_together import read_together
 from source_sp_invoices.streams import (
     InvoiceAttributes,
     InvoiceDocuments,
@@ -38,14 +37,11 @@ from source_sp_invoices.streams import (
 CHECK_MAX_RETRIES = 2  # a check answers in seconds; a sync retries longer
 
 
-SIMPLE_STREAMS = (InvoiceAttributes, Invoices, InvoiceExports)
-DOCUMENT_STREAMS = (InvoiceDocuments.name, InvoiceItems.name)  # read in order: items reuse
+STREAMS = (InvoiceAttributes, Invoices, InvoiceExports, InvoiceDocuments, InvoiceItems)
 
 
 class SourceSpInvoices(AbstractSource):
     """Amazon SP-API Invoices (Brazil NF-e) source."""
-
-    _share_documents = False
 
     # parse_config validates against the spec itself, with messages that name the field.
     check_config_against_spec = False
@@ -80,15 +76,7 @@ class SourceSpInvoices(AbstractSource):
         # Shared by all streams: Amazon's limits apply per seller and application, not per stream.
         rate_limits = RateLimits()
         budget = SpApiBudget(rate_limits)
-        documents = DocumentCache()
-        documents.share = self._share_documents
-        return [
-            *(stream(parsed, authenticator, rate_limits, budget) for stream in SIMPLE_STREAMS),
-            *(
-                stream(parsed, authenticator, rate_limits, budget, cache=documents)
-                for stream in (InvoiceDocuments, InvoiceItems)
-            ),
-        ]
+        return [stream(parsed, authenticator, rate_limits, budget) for stream in STREAMS]
 
     def read(
         self,
@@ -97,28 +85,14 @@ class SourceSpInvoices(AbstractSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
-        # With both document streams selected, the second reuses the first's exports and
-        # downloads: each document is fetched once per sync.
-        selected = {configured.stream.name for configured in catalog.streams}
-        self._share_documents = set(DOCUMENT_STREAMS) <= selected
-        documents = [c for c in catalog.streams if c.stream.name in DOCUMENT_STREAMS]
-        others = [c for c in catalog.streams if c.stream.name not in DOCUMENT_STREAMS]
-        if not (documents and others):
-            yield from super().read(logger, config, catalog, state)
-            return
-        # The export streams' operations have rate limits of their own (one document a minute):
-        # they are read at the same time as the other streams, each group in its own order.
-        logger.info(
-            f"Reading {', '.join(c.stream.name for c in documents)} and "
-            f"{', '.join(c.stream.name for c in others)} at the same time: their operations "
-            "have separate rate limits."
-        )
-        read = super().read
-        yield from interleave(
-            [
-                partial(read, logger, config, ConfiguredAirbyteCatalog(streams=group), state)
-                for group in (others, documents)
-            ]
+        # The document streams are read in one pass that shares each document between them,
+        # beside the CDK's loop over the other streams: see read_together.py.
+        yield from read_together(
+            logger,
+            catalog,
+            state,
+            cdk_read=lambda part: super(SourceSpInvoices, self).read(logger, config, part, state),
+            document_streams=lambda: {s.name: s for s in self.streams(split_config(config)[0])},
         )
 
 

@@ -131,6 +131,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="most invoices in one export document (ZIP), default 1000",
     )
     parser.add_argument(
+        "--max-export-days",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="longest date range createInvoicesExport accepts (a 400 beyond), default no limit",
+    )
+    parser.add_argument(
         "--export-processing-seconds",
         type=_seconds_range,
         default=(60.0, 120.0),
@@ -192,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epoch=args.epoch,
         scaled_wall_clock=args.scaled_wall_clock,
         max_invoices_per_document=args.max_invoices_per_document,
+        max_export_days=args.max_export_days,
         export_processing_seconds=args.export_processing_seconds,
         export_queue_seconds=args.export_queue_seconds,
         encoding_mix=args.encoding_mix,

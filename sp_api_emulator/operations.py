@@ -493,12 +493,21 @@ def create_invoices_export(
     *,
     today: date,
     planned_error: Callable[[date], str | None],
+    max_days: int | None = None,
 ) -> dict[str, Any]:
     """POST /exports: snapshot the matching invoices into a new export; answer its id.
 
     `planned_error(dateStart)` returns the errorMessage of an export a fault makes fail.
+    `max_days`: the longest date range accepted (the model states none; an API that has one
+    would answer a longer range with a 400, as here).
     """
     request = parse_export_request(raw, today=today)
+    days = (request.date_end - request.date_start).days + 1
+    if max_days is not None and days > max_days:
+        raise invalid(
+            f"Invalid date range: dateStart {request.date_start} to dateEnd {request.date_end} "
+            f"spans {days} days; the maximum is {max_days} days."
+        )
     found = dataset.select(request.invoice_filter(), sort_order="ASC")
     export = registry.create(
         (invoice.id for invoice in found),

@@ -181,6 +181,7 @@ class EmulatorServer:
         export_queue_seconds: float = DEFAULT_QUEUE_SECONDS,
         reuse_identical_documents: bool = False,
         encoding_mix: bool = False,
+        max_export_days: int | None = None,
     ) -> None:
         """Configure the emulator.
 
@@ -199,6 +200,8 @@ class EmulatorServer:
         export_queue_seconds: emulator seconds an export stays REQUESTED.
         reuse_identical_documents: documents of the same invoices share one built ZIP (for
             benchmarks that read the same days again; leave off when invoices change).
+        max_export_days: the longest date range createInvoicesExport accepts; a longer one is
+            answered 400 InvalidInput (the model states no limit: default none).
         encoding_mix: render some NF-e files in ISO-8859-1 or with a UTF-8 BOM (fixed per
             invoice by `nfe_xml.encoding_for`); otherwise every file is plain UTF-8.
         """
@@ -218,6 +221,7 @@ class EmulatorServer:
         self.wall = WallClock(self.clock, start, scaled=scaled_wall_clock)
         self._now = now or self.wall.now
         self.encoding_mix = encoding_mix
+        self.max_export_days = max_export_days
         self.exports = ExportRegistry(
             self.wall,
             ExportTiming(export_queue_seconds, export_processing_seconds),
@@ -244,6 +248,7 @@ class EmulatorServer:
                 self._json_body(r),
                 today=self.wall.now().date(),
                 planned_error=self.faults.take_export_failure,
+                max_days=self.max_export_days,
             ),
             "getInvoicesExports": lambda m, r: operations.get_invoices_exports(
                 self.exports,
@@ -457,6 +462,7 @@ class EmulatorServer:
             "exportProcessingSeconds": list(self.exports.timing.processing_seconds),
             "documentUrlTtl": self.signer.ttl,
             "encodingMix": self.encoding_mix,
+            "maxExportDays": self.max_export_days,
             "exports": len(self.exports.all()),
         }
 

@@ -8,11 +8,13 @@ import zipfile
 from datetime import date, timedelta
 
 import pytest
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.downloads import BackgroundDownload
 from source_sp_invoices.exports import (
     CHECKPOINT,
+    DateRangeRefused,
     DocumentUnreadable,
     Entry,
     ExportFailed,
@@ -72,17 +74,18 @@ class FakeApi:
         ids = sorted(d for d in self.documents if d.startswith(window + "#"))
         return {"exportId": export_id, "status": "DONE", "invoicesDocumentIds": ids}
 
-    def download_document(self, document_id: str, keep=None) -> BackgroundDownload:
+    def download_document(self, document_id: str) -> BackgroundDownload:
         self.downloads.append(document_id)
         data = zip_bytes(self.documents[document_id])
         if self.broken_downloads.get(document_id, 0) > 0:
             self.broken_downloads[document_id] -= 1
             data = data[: len(data) // 2]
-        return BackgroundDownload([data[:100], data[100:]], keep)
+        return BackgroundDownload([data[:100], data[100:]])
 
 
 def pipeline_for(api, windows: list[Window], saved=None, ahead=3, clock=None, **kwargs):
     """A pipeline over the days of `windows`, with one-day windows unless told otherwise."""
+    kwargs.setdefault("max_days", 1)
     return ExportPipeline(
         api,
         windows[0].first,
@@ -105,7 +108,7 @@ def run(
             if event is CHECKPOINT:
                 checkpoints.append(pipeline.pending())
             else:
-                assert isinstance(event, Entry) and event.window == window
+                assert isinstance(event, Entry) and event.window.first == window.first
                 invoices.append(event.xml.invoice_id)
     return invoices, checkpoints
 
@@ -234,12 +237,12 @@ def test_a_file_no_download_can_fix_fails_at_once_naming_document_export_and_win
     document_id = f"{window.key}#0"
 
     class Undecodable(FakeApi):
-        def download_document(self, document_id: str, keep=None) -> BackgroundDownload:
+        def download_document(self, document_id: str) -> BackgroundDownload:
             self.downloads.append(document_id)
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w") as archive:
                 archive.writestr("bad.xml", b'<?xml version="1.0" encoding="UTF-8"?><a>\xff</a>')
-            return BackgroundDownload([buffer.getvalue()], keep)
+            return BackgroundDownload([buffer.getvalue()])
 
     api = Undecodable({document_id: ["x"]})
     with pytest.raises(UnusableFile) as caught:
@@ -335,9 +338,9 @@ def test_other_exports_are_polled_while_waiting_for_the_document_slot():
 
     original = api.download_document
 
-    def download(document_id, keep=None):
+    def download(document_id):
         slot_free_at[0] = clock.now() + 60  # one document a minute
-        return original(document_id, keep)
+        return original(document_id)
 
     api.download_document = download
     pipeline = pipeline_for(api, windows, ahead=2, clock=clock, document_slot_wait=slot_wait)
@@ -348,36 +351,59 @@ def test_other_exports_are_polled_while_waiting_for_the_document_slot():
     assert clock.time >= 60
 
 
-def test_the_document_cache_keeps_each_document_apart():
-    from source_sp_invoices.document_cache import DocumentCache
+def test_windows_keep_growing_without_a_ceiling_while_exports_are_one_document():
+    windows = day_windows(date(2024, 1, 1), date(2024, 3, 1), 1)  # 61 days
+    api = FakeApi({})  # quiet: every export is one (empty) document list
+    pipeline = pipeline_for(api, windows, ahead=1, max_days=None)
+    run(pipeline)
+    sizes = [Window.from_key(key).days for key, _ in api.created]
+    assert sizes == [1, 2, 4, 8, 16, 30]  # the last one ends at the last day
 
-    windows = WINDOWS[:3]
+
+def test_a_saved_export_later_in_the_plan_is_reused_not_created_again():
+    windows = WINDOWS
     api = FakeApi(documents_for(windows))
-    cache = DocumentCache()
-    cache.share = True
-    first, _ = run(pipeline_for(cache.wrap(api), windows, known_window=cache.window_starting))
-    created, downloads = list(api.created), list(api.downloads)
-    second, _ = run(pipeline_for(cache.wrap(api), windows, known_window=cache.window_starting))
-    assert second == first  # the same invoices, document by document
-    assert api.created == created and api.downloads == downloads  # nothing asked of Amazon again
+    api.created.append(("2024-01-03/2024-01-03", "SAVED"))  # the FakeApi knows its window
+    saved = {"2024-01-03/2024-01-03": {"exportId": "SAVED", "documentsDone": []}}
+    invoices, _ = run(pipeline_for(api, windows, saved=saved))
+    keys = [key for key, export_id in api.created[1:]]
+    assert "2024-01-03/2024-01-03" not in keys  # polled, never created again
+    assert api.polls["SAVED"] >= 1
+    assert invoices == [
+        i for w in windows for d in sorted(documents_for([w])) for i in documents_for([w])[d]
+    ]
 
 
-def test_a_cached_document_is_never_overwritten_by_a_later_one():
-    from source_sp_invoices.document_cache import DocumentCache
+class RefusingApi(FakeApi):
+    """Refuses, as a 400 would, any export longer than `longest` days."""
 
-    class Bytes:
-        def download_document(self, document_id, keep=None):
-            return BackgroundDownload([document_id.encode() * 10], keep)
+    def __init__(self, longest: int) -> None:
+        super().__init__({})
+        self.longest = longest
+        self.refused: list[str] = []
 
-    cache = DocumentCache()
-    cache.share = True
-    shared = cache.wrap(Bytes())
+    def create_export(self, window: Window) -> str:
+        if window.days > self.longest:
+            self.refused.append(window.key)
+            raise DateRangeRefused("InvalidInput: date range exceeds the maximum")
+        return super().create_export(window)
 
-    def download(document_id):
-        with shared.download_document(document_id) as source:
-            return source.whole().read()
 
-    download("A"), download("B")  # the first stream saves both
-    assert download("A") == b"A" * 10  # the second stream reads A from the cache...
-    download("C")  # ...while the first saves another
-    assert download("B") == b"B" * 10
+def test_a_date_range_amazon_refuses_is_halved_and_never_planned_again(caplog):
+    windows = day_windows(date(2024, 1, 1), date(2024, 2, 29), 1)  # 60 days
+    api = RefusingApi(longest=5)
+    with caplog.at_level(logging.WARNING):
+        run(pipeline_for(api, windows, ahead=1, max_days=None))
+    created = [Window.from_key(key) for key, _ in api.created]
+    assert all(window.days <= 5 for window in created)
+    # every day is exported exactly once, in order
+    days = [w.first + timedelta(days=n) for w in created for n in range(w.days)]
+    assert days == [date(2024, 1, 1) + timedelta(days=n) for n in range(60)]
+    assert len(api.refused) == 1  # 8 days refused once; 4 days after that, never 8 again
+    assert sum("Amazon refused the 8-day window" in r.message for r in caplog.records) == 1
+
+
+def test_a_single_day_amazon_refuses_fails_naming_it():
+    api = RefusingApi(longest=0)
+    with pytest.raises(AirbyteTracedException, match="single day 2024-01-01..2024-01-01"):
+        run(pipeline_for(api, WINDOWS, max_days=None))

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import requests
-from airbyte_cdk.models import (
-    AirbyteEstimateTraceMessage,
-    AirbyteMessage,
-    AirbyteRecordMessage,
-    AirbyteTraceMessage,
-    EstimateType,
-    FailureType,
-    SyncMode,
-    TraceType,
-)
-from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.models import AirbyteMessage, FailureType, SyncMode
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import (
@@ -36,14 +24,12 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import ConfigError
-from source_sp_invoices.document_cache import DocumentCache
 from source_sp_invoices.downloads import BackgroundDownload, DocumentSource
-from source_sp_invoices.errors import json_body
-from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, Window
-from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
-from source_sp_invoices.progress import Progress, duration, windows_needed
+from source_sp_invoices.errors import amazon_error, json_body
+from source_sp_invoices.exports import DateRangeRefused, Entry, ExportsApi, Window
+from source_sp_invoices.nfe import ParsedNfe
 from source_sp_invoices.streams.base import IncrementalSpApiStream
-from source_sp_invoices.streams.state import read_state_date, state_message
+from source_sp_invoices.streams.state import read_state_date
 
 # The pre-signed S3 URL answers 403 (or 400) once it has expired, 404 if it is wrong: the
 # caller asks Amazon for a fresh URL instead of retrying the same one.
@@ -70,18 +56,16 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     State: {"dateEnd": D} means every day up to D (included) was read completely; while a sync
     runs, "resume_from" is its first unfinished day and "exports" the export ids created for
     unfinished windows, with the documents already read, so that a killed sync polls those
-    exports again instead of creating new ones.
+    exports again instead of creating new ones. Both document streams are read by one
+    `DocumentPass` (document_pass.py), which sets this state after every document.
     """
 
     cursor_field = "dateEnd"
     state_keys = ("dateEnd", "resume_from", "exports", "windowDays")
+    needs_nfe = True  # whether the records come from the parsed NF-e
 
-    def __init__(self, *args: Any, cache: DocumentCache | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._cache = cache or DocumentCache()
-        self._parser = NfeParser() if self.config.parse_nfe else None
-        self._pipeline: ExportPipeline | None = None
-        self._progress = Progress(self.config.start.date(), self.config.start.date())
         self._downloads = HttpClient(
             name=f"{self.name}_download",
             logger=self.logger,
@@ -109,6 +93,26 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
                 "or reset the stream."
             ) from None
 
+    def first_day(self, sync_mode: SyncMode) -> date:
+        """The first day this stream needs in this sync: where a killed sync stopped, else the
+        day after the cursor less the lookback, else the start date."""
+        first = self.config.start.date()
+        incremental = sync_mode == SyncMode.incremental
+        if incremental and "resume_from" in self._state:
+            first = max(first, read_state_date(self.name, self._state, "resume_from"))
+        elif incremental and "dateEnd" in self._state:
+            done = read_state_date(self.name, self._state, "dateEnd")
+            first = max(first, done + timedelta(days=1) - self.config.lookback)
+        return first
+
+    def saved_exports(self, sync_mode: SyncMode) -> Mapping[str, Mapping[str, Any]]:
+        """The exports a killed sync left in flight (only an incremental sync resumes them)."""
+        return self._state.get("exports", {}) if sync_mode == SyncMode.incremental else {}
+
+    def exports_api(self) -> ExportsApi:
+        """The pipeline's calls over this stream's HTTP clients."""
+        return _SpApiExports(self)
+
     def path(self, **kwargs: Any) -> str:
         return "exports"
 
@@ -118,53 +122,6 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
         yield from ()  # records come from the export pipeline, not from one response
 
-    def stream_slices(
-        self, sync_mode: SyncMode, stream_state: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Iterable[Mapping[str, Any] | None]:
-        first = self.config.start.date()
-        incremental = sync_mode == SyncMode.incremental
-        if incremental and "resume_from" in self._state:
-            first = max(first, read_state_date(self.name, self._state, "resume_from"))
-        elif incremental and "dateEnd" in self._state:
-            done = read_state_date(self.name, self._state, "dateEnd")
-            first = max(first, done + timedelta(days=1) - self.config.lookback)
-        # Only whole days are exported: the day of the end is read by the next sync.
-        last = self.config.end_or_now().date() - timedelta(days=1)
-        learnt = self._state.get("windowDays") if incremental else None
-        self._pipeline = ExportPipeline(
-            self._cache.wrap(_SpApiExports(self)),
-            first,
-            last,
-            self._state.get("exports", {}) if incremental else {},
-            self.logger,
-            window_days=learnt if isinstance(learnt, int) else 1,
-            max_days=self.config.documents_window_days,
-            document_slot_wait=lambda: self._budget.wait_time("getInvoicesDocument"),
-            poll_unit=lambda: 1 / self._rate_limits.rate("getInvoicesExport"),
-            known_window=self._cache.window_starting,
-        )
-        self._progress = Progress(first, last, time.monotonic())
-        self.logger.info(self._plan_message(first, last))
-        for number, window in enumerate(self._pipeline.windows(), 1):
-            yield {"window": window.key, "number": number}
-        self.logger.info(self._progress.summary(self.name))
-
-    def _plan_message(self, first: date, last: date) -> str:
-        """Say up front how long the documents of this sync take at Amazon's document rate."""
-        assert self._pipeline is not None
-        days = self._progress.days
-        if days <= 0:
-            return f"{self.name}: nothing to export (the last whole day, {last}, is done)."
-        fewest = windows_needed(days, self._pipeline.window_days, self.config.documents_window_days)
-        per_document = 1 / self._rate_limits.rate("getInvoicesDocument")
-        return (
-            f"{self.name}: days {first} to {last} ({days} day(s)) in windows of "
-            f"{self._pipeline.window_days} to {self.config.documents_window_days} day(s): at "
-            f"least {fewest} document(s), up to {days} or more if busy days split their exports. "
-            f"Amazon allows one document every {per_document:.0f} s, so this takes at least "
-            f"{duration(fewest * per_document)} (up to {duration(days * per_document)})."
-        )
-
     def read_records(
         self,
         sync_mode: SyncMode,
@@ -172,95 +129,26 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         stream_slice: Mapping[str, Any] | None = None,
         stream_state: Mapping[str, Any] | None = None,
     ) -> Iterable[Mapping[str, Any] | AirbyteMessage]:
-        assert stream_slice is not None and self._pipeline is not None
-        window = Window.from_key(stream_slice["window"])
-        self.logger.info(f"{self.name}: window {stream_slice['number']}: {window}")
-        count = records = 0
-        for event in self._pipeline.read_window(window):
-            if event is CHECKPOINT:
-                self._state = self._current_state(window, finished=False)
-                yield state_message(self.name, self._state)
-            else:
-                assert isinstance(event, Entry)
-                count += 1
-                # Messages built here skip the CDK's per-record conversion (a copy of the
-                # record and type checks): tens of thousands of records per document.
-                emitted_at = time.time_ns() // 1_000_000
-                for record in self._records(event):
-                    records += 1
-                    yield AirbyteMessage(
-                        type=MessageType.RECORD,
-                        record=AirbyteRecordMessage(
-                            stream=self.name, data=record, emitted_at=emitted_at
-                        ),
-                    )
-        self._state = self._current_state(window, finished=True)
-        progress = self._progress
-        progress.window_done(window, count, records)
-        self.logger.info(
-            f"{self.name}: window {window} done, {count} invoice(s), {records} record(s); "
-            f"{progress.days_done} of {progress.days} day(s) read"
-        )
-        estimate = progress.row_estimate()
-        if estimate is not None:
-            yield AirbyteMessage(
-                type=MessageType.TRACE,
-                trace=AirbyteTraceMessage(
-                    type=TraceType.ESTIMATE,
-                    emitted_at=time.time() * 1000,
-                    estimate=AirbyteEstimateTraceMessage(
-                        name=self.name, type=EstimateType.STREAM, row_estimate=estimate
-                    ),
-                ),
-            )
+        """Not read on its own: both document streams are read by one DocumentPass
+        (read_together.py), which shares each document between them."""
+        raise NotImplementedError(f"{self.name} is read by DocumentPass, not stream by stream")
 
-    def _current_state(self, window: Window, finished: bool) -> MutableMapping[str, Any]:
-        """The cursor only passes a window once all of its documents were read."""
-        assert self._pipeline is not None
-        state: MutableMapping[str, Any] = {}
-        done = window.last if finished else window.first - timedelta(days=1)
-        previous = self._state.get("dateEnd")
-        if previous and read_state_date(self.name, self._state, "dateEnd") > done:
-            state["dateEnd"] = previous
-        elif done >= self.config.start.date():
-            state["dateEnd"] = done.isoformat()
-        if not finished or window.last < self._pipeline.last_day:
-            resume = window.last + timedelta(days=1) if finished else window.first
-            state["resume_from"] = resume.isoformat()
-        pending = self._pipeline.pending()
-        if pending:
-            state["exports"] = pending
-        state["windowDays"] = self._pipeline.window_days
-        return state
+    def document_slot_wait(self) -> float:
+        """Seconds until getInvoicesDocument may be called again (one call a minute)."""
+        return self._budget.wait_time("getInvoicesDocument")
+
+    def seconds_between_polls(self) -> float:
+        """Seconds between two calls of getInvoicesExport at the rate Amazon applies."""
+        return 1 / self._rate_limits.rate("getInvoicesExport")
+
+    def seconds_per_document(self) -> float:
+        """Seconds per document at the rate Amazon applies to getInvoicesDocument."""
+        return 1 / self._rate_limits.rate("getInvoicesDocument")
 
     @abstractmethod
-    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
-        """The records of one invoice XML."""
-
-    def _parse(self, entry: Entry) -> ParsedNfe | str:
-        """The NF-e's columns, or why the XML is not a readable NF-e (logged, naming the file).
-
-        By default the raw XML still lands in invoice_documents with `nfeParseError` saying
-        why its columns are empty: an unreadable file neither stops the sync nor loses the
-        invoice. With `invalid_xml: fail_sync` the sync stops here instead.
-        """
-        assert self._parser is not None
-        try:
-            return self._parser.parse(entry.xml.data)  # as stored: no second encoding
-        except NfeError as error:
-            where = (
-                f"{entry.xml.file_name} of export {entry.export_id} "
-                f"(document {entry.document_id}, window {entry.window})"
-            )
-            if self.config.fail_on_invalid_xml:
-                raise AirbyteTracedException(
-                    message=f"{where} is not a readable NF-e: {error}. The sync stops because "
-                    "`invalid_xml` is fail_sync; set it to emit_with_error to land such "
-                    "invoices with their raw XML and the reason in nfeParseError.",
-                    failure_type=FailureType.system_error,
-                ) from None
-            self.logger.warning(f"{self.name}: {where} is not a readable NF-e: {error}")
-            return str(error)
+    def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]:
+        """The records of one invoice XML; `parsed` is its NF-e, why it is not one, or None
+        when parse_nfe is off."""
 
 
 class InvoiceDocuments(ExportedInvoicesStream):
@@ -269,16 +157,18 @@ class InvoiceDocuments(ExportedInvoicesStream):
     name = "invoice_documents"
     primary_key = "invoiceId"
 
-    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
+    @property
+    def needs_nfe(self) -> bool:  # type: ignore[override]
+        return self.config.parse_nfe
+
+    def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]:
         record = _window_fields(entry)
         record["fileName"] = entry.xml.file_name
         record["xml"] = entry.xml.xml
-        if self._parser is not None:
-            parsed = self._parse(entry)
-            if isinstance(parsed, str):
-                record["nfeParseError"] = parsed
-            else:
-                record.update(parsed.header)
+        if isinstance(parsed, str):
+            record["nfeParseError"] = parsed
+        elif parsed is not None:
+            record.update(parsed.header)
         return (record,)
 
 
@@ -288,11 +178,8 @@ class InvoiceItems(ExportedInvoicesStream):
     name = "invoice_items"
     primary_key = ["invoiceId", "itemNumber"]
 
-    def _records(self, entry: Entry) -> Iterable[dict[str, Any]]:
-        if self._parser is None:
-            return ()
-        parsed = self._parse(entry)
-        if isinstance(parsed, str):
+    def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]:
+        if parsed is None or isinstance(parsed, str):
             return ()
         common = _window_fields(entry)
         return [{**common, **item} for item in parsed.items]
@@ -318,7 +205,7 @@ def _iso_days(window: Window) -> tuple[str, str]:
 class _SpApiExports:
     """The pipeline's calls over the stream's CDK HTTP client: retries, errors and budget."""
 
-    def __init__(self, stream: InvoiceDocuments) -> None:
+    def __init__(self, stream: ExportedInvoicesStream) -> None:
         self._stream = stream
         self._client: HttpClient = stream._http_client
         self._base = stream.url_base
@@ -341,7 +228,10 @@ class _SpApiExports:
             "fileFormat": "XML",
             **config.filters.export_body(),
         }
-        export_id = json_body(self._send("POST", "exports", json=body)).get("exportId")
+        response = self._send("POST", "exports", json=body)
+        if response.status_code == 400:
+            raise _refusal(response, window)
+        export_id = json_body(response).get("exportId")
         if not export_id:
             raise AirbyteTracedException(
                 message=f"createInvoicesExport for {window} answered without an exportId."
@@ -354,7 +244,7 @@ class _SpApiExports:
             return None
         return json_body(response).get("export") or {}
 
-    def download_document(self, document_id: str, keep: Path | None = None) -> DocumentSource:
+    def download_document(self, document_id: str) -> DocumentSource:
         reason = ""
         for attempt in range(1, settings.DOWNLOAD_ATTEMPTS + 1):
             document = json_body(self._send("GET", f"documents/{document_id}"))
@@ -371,7 +261,7 @@ class _SpApiExports:
                 )
                 if response.ok:
                     # The body arrives in the background; a break in it is the reader's to see.
-                    return BackgroundDownload(_body(response), keep)
+                    return BackgroundDownload(_body(response))
                 reason = f"the download URL answered HTTP {response.status_code}"
                 response.close()
             except requests.RequestException as error:  # no answer to the download request
@@ -380,6 +270,23 @@ class _SpApiExports:
                 f"Document {document_id}: {reason}; asking for a fresh URL (attempt {attempt})."
             )
         raise DocumentDownloadFailed(document_id, reason)
+
+
+# Words of a 400 that refuses the length of a date range, whatever Amazon's exact sentence.
+_RANGE_WORDS = ("range", "exceed", "too long", "too large", "maximum", "period", "days")
+
+
+def _refusal(response: requests.Response, window: Window) -> Exception:
+    """A 400 of createInvoicesExport: DateRangeRefused when it is about the length of the date
+    range (the pipeline shortens the window), else the sync fails quoting Amazon."""
+    answer = amazon_error(response)
+    words = answer.lower()
+    if window.days > 1 and "date" in words and any(word in words for word in _RANGE_WORDS):
+        return DateRangeRefused(answer)
+    return AirbyteTracedException(
+        message=f"Amazon rejected createInvoicesExport for {window}: {answer}",
+        failure_type=FailureType.system_error,
+    )
 
 
 def _body(response: requests.Response) -> Iterator[bytes]:

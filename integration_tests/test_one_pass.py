@@ -1,0 +1,200 @@
+"""Both document streams in one pass, through the CLI against the emulator: every recovery path
+with both streams selected, and a sync of all five streams killed twice and resumed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from integration_tests.conftest import START, catalog, parse_messages, state_of
+from integration_tests.test_documents import END_OF_WEEK, creations, truth
+
+ALL_STREAMS = (
+    "invoice_attributes",
+    "invoices",
+    "invoice_exports",
+    "invoice_documents",
+    "invoice_items",
+)
+DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
+
+
+@pytest.fixture
+def config(emulator):
+    """One-day windows over the first week: each export is one day, easy to name."""
+    return emulator.connector_config(
+        START, replication_end_date=END_OF_WEEK, documents_window_days=1, invoices_window_days=1
+    )
+
+
+def items_of(dataset, invoice_ids) -> set[tuple[str, int]]:
+    """(invoiceId, itemNumber) of every item of these invoices, as the emulator wrote them."""
+    return {
+        (invoice_id, number)
+        for invoice_id in invoice_ids
+        for number in range(1, len(dataset.record(invoice_id).nfe.items) + 1)
+    }
+
+
+def document_fetches(emulator) -> Counter:
+    """How often each document was handed out (getInvoicesDocument answered 200)."""
+    return Counter(
+        r.path.rsplit("/", 1)[-1]
+        for r in emulator.stats.requests("getInvoicesDocument")
+        if r.status == 200
+    )
+
+
+def assert_complete(run, dataset, last: str = "2024-01-07") -> None:
+    assert run.returncode == 0, run.errors()
+    expected = set(truth(dataset, last=last))
+    documents = run.records("invoice_documents")
+    assert {r["invoiceId"] for r in documents} == expected
+    assert {(r["invoiceId"], r["itemNumber"]) for r in run.records("invoice_items")} == items_of(
+        dataset, expected
+    )
+    final = {stream: run.states(stream)[-1] for stream in DOCUMENT_STREAMS}
+    assert final["invoice_documents"] == final["invoice_items"]
+    assert final["invoice_items"]["dateEnd"] == last and "exports" not in final["invoice_items"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["export_error", "export_gone", "expire_urls", "truncate_downloads", "drop_downloads"],
+)
+@pytest.mark.parametrize("others", [False, True], ids=["documents_and_items", "all_streams"])
+def test_every_recovery_path_with_both_document_streams(
+    cli, config, dataset, emulator, fault, others
+):
+    config["replication_end_date"] = "2024-01-04T00:00:00Z"  # days 01..03
+    streams = ALL_STREAMS if others else DOCUMENT_STREAMS
+    state = None
+    if fault == "export_error":
+        emulator.faults.fail_exports(1, date_start="2024-01-02")
+    elif fault == "export_gone":  # a killed sync's export that Amazon no longer knows
+        gone = {
+            "dateEnd": "2024-01-01",
+            "resume_from": "2024-01-02",
+            "exports": {"2024-01-02/2024-01-02": {"exportId": "gone-export", "documentsDone": []}},
+            "windowDays": 1,
+        }
+        state = [entry for stream in DOCUMENT_STREAMS for entry in state_of(stream, gone)]
+        config["replication_start_date"] = START
+    else:
+        getattr(emulator.faults, fault)(2)
+    run = cli.run("read", config, catalog=catalog(*streams), state=state)
+    last = "2024-01-03"
+    if fault == "export_gone":
+        assert run.returncode == 0, run.errors()
+        expected = set(truth(dataset, "2024-01-02", last))
+        assert {r["invoiceId"] for r in run.records("invoice_documents")} == expected
+        assert {i["invoiceId"] for i in run.records("invoice_items")} == expected
+        assert sorted(creations(emulator)) == ["2024-01-02", "2024-01-03"]  # 02 again, once
+        return
+    assert_complete(run, dataset, last)
+    days = creations(emulator)
+    assert days.count("2024-01-02") == (2 if fault == "export_error" else 1)
+    fetched = document_fetches(emulator)
+    if fault == "export_error":  # the failed export had no document: nothing fetched twice
+        assert set(fetched.values()) == {1}
+    else:  # a broken download is fetched again with a fresh URL, once per fault
+        assert sum(fetched.values()) == len(fetched) + 2
+
+
+def records_by_stream(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        if message["type"] == "RECORD":
+            found.setdefault(message["record"]["stream"], []).append(message["record"]["data"])
+    return found
+
+
+def last_states(messages: list[dict[str, Any]], before: list[dict[str, Any]]) -> list[dict]:
+    """The state Airbyte would hand the next attempt: each stream's last state seen so far."""
+    states = {s["stream"]["stream_descriptor"]["name"]: s for s in before}
+    for message in messages:
+        if message["type"] == "STATE":
+            states[message["state"]["stream"]["stream_descriptor"]["name"]] = message["state"]
+    return list(states.values())
+
+
+def run_until(cli, config, state, stop) -> list[dict[str, Any]]:
+    """Read all streams and SIGKILL the process once `stop(message)` says so."""
+    process = subprocess.Popen(
+        cli.command("read", config, catalog(*ALL_STREAMS), state=state or None),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if any(stop(message) for message in parse_messages(line)):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the sync ended before it could be killed"
+    return parse_messages("".join(lines))
+
+
+def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_nothing(
+    cli, config, dataset, emulator
+):
+    def export_in_flight(message: dict[str, Any]) -> bool:
+        """The first documents state: exports are created, none is read yet."""
+        state = message.get("state", {}).get("stream", {})
+        return state.get("stream_descriptor", {}).get("name") == "invoice_documents" and bool(
+            state.get("stream_state", {}).get("exports")
+        )
+
+    first = run_until(cli, config, None, export_in_flight)
+    assert not any(
+        m["type"] == "RECORD" and m["record"]["stream"] in DOCUMENT_STREAMS for m in first
+    )
+    seen_states = [m for m in first if m["type"] == "STATE"]
+
+    def mid_document(message: dict[str, Any]) -> bool:
+        """The second run's first item: its document's records are being emitted."""
+        return message["type"] == "RECORD" and message["record"]["stream"] == "invoice_items"
+
+    resume = last_states([], [m["state"] for m in seen_states])
+    second = run_until(cli, config, resume, mid_document)
+    assert any(m["type"] == "RECORD" and m["record"]["stream"] == "invoice_items" for m in second)
+    third_state = last_states(second, resume)
+    exports_before_third = {export.export_id for export in emulator.export_requests()}
+    third = cli.run("read", config, catalog=catalog(*ALL_STREAMS), state=third_state)
+    assert third.returncode == 0, third.errors()
+    union: dict[str, list[dict[str, Any]]] = {}
+    for run in (first, second, third.messages):
+        for stream, records in records_by_stream(run).items():
+            union.setdefault(stream, []).extend(records)
+
+    expected = set(truth(dataset))
+    assert {r["id"] for r in union["invoices"]} == expected
+    assert {r["invoiceId"] for r in union["invoice_documents"]} == expected
+    assert {(r["invoiceId"], r["itemNumber"]) for r in union["invoice_items"]} == items_of(
+        dataset, expected
+    )
+    # invoice_exports is read beside the documents: it lists every export created before the
+    # last run started, and those the last run created before it listed them.
+    created = {export.export_id for export in emulator.export_requests()}
+    assert exports_before_third <= {r["exportId"] for r in union["invoice_exports"]} <= created
+    assert {(r["attribute"], r["value"]) for r in union["invoice_attributes"]} == {
+        (key.removesuffix("Options"), option["value"])
+        for key, options in dataset.attributes.items()
+        for option in options
+    }
+    # No export was created twice for a window, no document fetched twice but the one that
+    # was in flight when the second run was killed.
+    days = creations(emulator)
+    assert sorted(days) == sorted(set(days)), f"an export was created twice: {days}"
+    fetched = document_fetches(emulator)
+    assert sum(fetched.values()) - len(fetched) <= 1, fetched
+    # The final states of both document streams agree and say every day was read.
+    final = {stream: third.states(stream)[-1] for stream in DOCUMENT_STREAMS}
+    assert final["invoice_documents"] == final["invoice_items"]
+    assert final["invoice_items"]["dateEnd"] == "2024-01-07"

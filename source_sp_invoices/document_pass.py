@@ -1,0 +1,294 @@
+"""One pass over the export documents for invoice_documents and invoice_items.
+
+Both streams come from the same exports and documents, and getInvoicesDocument allows one call a
+minute. The pass reads each document once and parses each XML once; the records of every
+selected stream are emitted as the document is read, and then the state of every selected stream,
+so both states advance together after each document: a sync killed at any moment loses at most
+the document in flight, for both. A document is on disk only while it is read (see downloads.py).
+
+Why not the CDK's concurrent framework: its partitions and cursors belong to one stream each and
+its cursors carry cursor values; this pass emits two streams' records from one download and, between
+two documents, checkpoints the export ids in flight and the documents already read, which no
+concurrent cursor can hold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from airbyte_cdk.models import (
+    AirbyteEstimateTraceMessage,
+    AirbyteMessage,
+    AirbyteRecordMessage,
+    AirbyteTraceMessage,
+    EstimateType,
+    FailureType,
+    SyncMode,
+    TraceType,
+)
+from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_sp_invoices.config import Config
+from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, ExportsApi, Window
+from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
+from source_sp_invoices.progress import Progress, duration, windows_needed
+from source_sp_invoices.streams.state import read_state_date, state_message
+
+
+class DocumentStream(Protocol):
+    """What the pass needs of invoice_documents and invoice_items (streams/documents.py)."""
+
+    name: str
+    config: Config
+    needs_nfe: bool
+
+    @property
+    def logger(self) -> Any: ...
+
+    @property
+    def state(self) -> MutableMapping[str, Any]: ...
+
+    @state.setter
+    def state(self, value: MutableMapping[str, Any]) -> None: ...
+
+    def first_day(self, sync_mode: SyncMode) -> date: ...
+
+    def saved_exports(self, sync_mode: SyncMode) -> Mapping[str, Mapping[str, Any]]: ...
+
+    def exports_api(self) -> ExportsApi: ...
+
+    def document_slot_wait(self) -> float: ...
+
+    def seconds_between_polls(self) -> float: ...
+
+    def seconds_per_document(self) -> float: ...
+
+    def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]: ...
+
+
+@dataclass
+class _Output:
+    """One selected stream: where it starts, what it already has, what it got."""
+
+    stream: DocumentStream
+    first: date  # the first day it needs in this sync
+    saved: Mapping[str, Mapping[str, Any]]  # its exports in flight when the last sync stopped
+    progress: Progress = field(init=False)
+    wanted: int = 0  # invoices of the current window emitted to it
+    records: int = 0  # records of the current window
+
+    def wants(self, entry: Entry) -> bool:
+        """Whether this stream still needs the entry: its window is not before the stream's
+        first day, and the last sync did not finish the document for this stream."""
+        if entry.window.last < self.first:
+            return False
+        saved = self.saved.get(entry.window.key)
+        return not (
+            saved
+            and saved.get("exportId") == entry.export_id
+            and entry.document_id in (saved.get("documentsDone") or ())
+        )
+
+
+def merged_exports(outputs: Sequence[_Output]) -> dict[str, dict[str, Any]]:
+    """The exports in flight of every selected stream, as the pipeline resumes them.
+
+    The states of both streams are equal when this version wrote them; an earlier version read
+    the streams one after the other and could leave them apart. A window's document is skipped
+    only when every stream that needs the window has it.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for key in sorted({key for output in outputs for key in output.saved}):
+        window = Window.from_key(key)
+        export_id = next(o.saved[key]["exportId"] for o in outputs if key in o.saved)
+        done: list[str] | None = None
+        for output in outputs:
+            if window.last < output.first:
+                continue  # this stream does not need the window
+            saved = output.saved.get(key) or {}
+            has = saved.get("documentsDone") or [] if saved.get("exportId") == export_id else []
+            done = list(has) if done is None else [d for d in done if d in has]
+        if done is None:  # no selected stream needs the window any more
+            done = list(next(o.saved[key] for o in outputs if key in o.saved)["documentsDone"])
+        merged[key] = {"exportId": export_id, "documentsDone": done}
+    return merged
+
+
+class DocumentPass:
+    """Reads the exports of a sync once for the selected document streams."""
+
+    def __init__(self, streams: Sequence[tuple[DocumentStream, SyncMode]]) -> None:
+        assert streams, "at least one document stream"
+        self._outputs = [
+            _Output(stream, stream.first_day(mode), stream.saved_exports(mode))
+            for stream, mode in streams
+        ]
+        driver = self._outputs[0].stream
+        self._driver = driver
+        self.config = driver.config
+        self.logger = driver.logger
+        self.label = " and ".join(output.stream.name for output in self._outputs)
+        self._parser = NfeParser() if self.config.parse_nfe else None
+        incremental = [stream for stream, mode in streams if mode == SyncMode.incremental]
+        learnt = [
+            days
+            for days in (stream.state.get("windowDays") for stream in incremental)
+            if isinstance(days, int) and days > 0
+        ]
+        self.first = min(output.first for output in self._outputs)
+        # Only whole days are exported: the day of the end is read by the next sync.
+        self.last = self.config.end_or_now().date() - timedelta(days=1)
+        self.pipeline = ExportPipeline(
+            driver.exports_api(),
+            self.first,
+            self.last,
+            merged_exports(self._outputs),
+            self.logger,
+            window_days=min(learnt) if learnt else 1,
+            max_days=self.config.documents_window_days,
+            document_slot_wait=driver.document_slot_wait,
+            poll_unit=driver.seconds_between_polls,
+        )
+        for output in self._outputs:
+            output.progress = Progress(self.first, self.last, time.monotonic())
+
+    def messages(self) -> Iterator[AirbyteMessage]:
+        """Every record, state and estimate of the selected streams, in order."""
+        self.logger.info(self._plan_message())
+        pipeline = self.pipeline
+        for number, window in enumerate(pipeline.windows(), 1):
+            self.logger.info(f"{self.label}: window {number}: {window}")
+            invoices = 0
+            for output in self._outputs:
+                output.wanted = output.records = 0
+            for event in pipeline.read_window(window):
+                if event is CHECKPOINT:
+                    yield from self._states(pipeline.current_window, finished=False)
+                    continue
+                assert isinstance(event, Entry)
+                invoices += 1
+                yield from self._records(event)
+            done = pipeline.completed
+            assert done is not None
+            yield from self._states(done, finished=True)
+            yield from self._window_done(done, invoices)
+        for output in self._outputs:
+            self.logger.info(output.progress.summary(output.stream.name))
+
+    def _records(self, entry: Entry) -> Iterator[AirbyteMessage]:
+        """The records of one invoice XML for every stream that still needs it: parsed once."""
+        wanted = [output for output in self._outputs if output.wants(entry)]
+        parsed: ParsedNfe | str | None = None
+        if self._parser is not None and any(output.stream.needs_nfe for output in wanted):
+            parsed = self._parse(entry)
+        # Messages built here skip the CDK's per-record conversion (a copy of the record and
+        # type checks): tens of thousands of records per document.
+        emitted_at = time.time_ns() // 1_000_000
+        for output in wanted:
+            output.wanted += 1
+            name = output.stream.name
+            for record in output.stream.records(entry, parsed):
+                output.records += 1
+                yield AirbyteMessage(
+                    type=MessageType.RECORD,
+                    record=AirbyteRecordMessage(stream=name, data=record, emitted_at=emitted_at),
+                )
+
+    def _parse(self, entry: Entry) -> ParsedNfe | str:
+        """The NF-e's columns, or why the XML is not a readable NF-e (logged, naming the file).
+
+        By default the raw XML still lands in invoice_documents with `nfeParseError` saying why
+        its columns are empty: an unreadable file neither stops the sync nor loses the invoice.
+        With `invalid_xml: fail_sync` the sync stops here instead.
+        """
+        assert self._parser is not None
+        try:
+            return self._parser.parse(entry.xml.data)  # as stored: no second encoding
+        except NfeError as error:
+            where = (
+                f"{entry.xml.file_name} of export {entry.export_id} "
+                f"(document {entry.document_id}, window {entry.window})"
+            )
+            if self.config.fail_on_invalid_xml:
+                raise AirbyteTracedException(
+                    message=f"{where} is not a readable NF-e: {error}. The sync stops because "
+                    "`invalid_xml` is fail_sync; set it to emit_with_error to land such "
+                    "invoices with their raw XML and the reason in nfeParseError.",
+                    failure_type=FailureType.system_error,
+                ) from None
+            self.logger.warning(f"{self.label}: {where} is not a readable NF-e: {error}")
+            return str(error)
+
+    def _states(self, window: Window, finished: bool) -> Iterator[AirbyteMessage]:
+        for output in self._outputs:
+            output.stream.state = self._state(output, window, finished)
+            yield state_message(output.stream.name, output.stream.state)
+
+    def _state(self, output: _Output, window: Window, finished: bool) -> dict[str, Any]:
+        """A stream's state: the cursor only passes a window once all of its documents were
+        read, and never goes back; the exports in flight are the pass's, for both streams."""
+        name, before = output.stream.name, output.stream.state
+        state: dict[str, Any] = {}
+        done = window.last if finished else window.first - timedelta(days=1)
+        if "dateEnd" in before and read_state_date(name, before, "dateEnd") > done:
+            state["dateEnd"] = before["dateEnd"]
+        elif done >= self.config.start.date():
+            state["dateEnd"] = done.isoformat()
+        if not finished or window.last < self.last:
+            resume = window.last + timedelta(days=1) if finished else window.first
+            # A stream the pass is catching up for another stream resumes where it was.
+            state["resume_from"] = max(resume, output.first).isoformat()
+        pending = self.pipeline.pending()
+        if pending:
+            state["exports"] = pending
+        state["windowDays"] = self.pipeline.window_days
+        return state
+
+    def _window_done(self, window: Window, invoices: int) -> Iterator[AirbyteMessage]:
+        """A log line for the window and an Airbyte ESTIMATE of each stream's rows."""
+        counts = []
+        for output in self._outputs:
+            output.progress.window_done(window, output.wanted, output.records)
+            counts.append(f"{output.records} {output.stream.name} record(s)")
+        progress = self._outputs[0].progress
+        self.logger.info(
+            f"{self.label}: window {window} done, {invoices} invoice(s), {', '.join(counts)}; "
+            f"{progress.days_done} of {progress.days} day(s) read"
+        )
+        for output in self._outputs:
+            estimate = output.progress.row_estimate()
+            if estimate is None:
+                continue
+            yield AirbyteMessage(
+                type=MessageType.TRACE,
+                trace=AirbyteTraceMessage(
+                    type=TraceType.ESTIMATE,
+                    emitted_at=time.time() * 1000,
+                    estimate=AirbyteEstimateTraceMessage(
+                        name=output.stream.name, type=EstimateType.STREAM, row_estimate=estimate
+                    ),
+                ),
+            )
+
+    def _plan_message(self) -> str:
+        """Say up front how long the documents of this sync take at Amazon's document rate."""
+        days = self._outputs[0].progress.days
+        if days <= 0:
+            return f"{self.label}: nothing to export (the last whole day, {self.last}, is done)."
+        pipeline = self.pipeline
+        largest = self.config.documents_window_days or days
+        fewest = windows_needed(days, pipeline.window_days, largest)
+        per_document = self._driver.seconds_per_document()
+        most = "no limit" if not self.config.documents_window_days else f"{largest} day(s)"
+        return (
+            f"{self.label}: days {self.first} to {self.last} ({days} day(s)) in windows of "
+            f"{pipeline.window_days} day(s) and more (longest: {most}): at least {fewest} "
+            f"document(s), up to {days} or more if busy days split their exports. Amazon allows "
+            f"one document every {per_document:.0f} s, so this takes at least "
+            f"{duration(fewest * per_document)} (up to {duration(days * per_document)})."
+        )

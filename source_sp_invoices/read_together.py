@@ -1,0 +1,138 @@
+"""How the streams of a catalog are read together.
+
+The export streams (invoice_documents, invoice_items) are read by one DocumentPass, which shares
+each document between them; the other streams by the CDK's own loop (AbstractSource.read). The
+two groups' operations have separate rate limits (one document a minute against one getInvoices
+page every ten seconds), so when both are selected each group is read in its own thread and
+their messages are merged as they come (interleave.py): a sync takes as long as the slower
+group, not as long as both.
+
+What the two threads share, and why that is safe:
+- Only one thread runs the CDK's loop, with the source's stream map and the CDK's module-level
+  message repository. The document thread uses neither: it has stream instances of its own (own
+  HTTP clients, LWA authenticator, rate limits and call budget, over operations the other group
+  never calls) and emits its streams' status messages itself, as the CDK's loop would.
+- Loggers: each stream logs through its own logger; log lines and messages reach stdout through
+  the CDK's PRINT_BUFFER, whose lock keeps every line whole from any thread (the CDK's own
+  concurrent read relies on it too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteStateMessage,
+    AirbyteStreamStatus,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
+    FailureType,
+    StreamDescriptor,
+)
+from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
+from airbyte_cdk.sources.streams import Stream
+from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_sp_invoices.document_pass import DocumentPass
+from source_sp_invoices.interleave import interleave
+
+DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
+
+CdkRead = Callable[[ConfiguredAirbyteCatalog], Iterator[AirbyteMessage]]
+
+
+def read_together(
+    logger: logging.Logger,
+    catalog: ConfiguredAirbyteCatalog,
+    state: list[AirbyteStateMessage] | None,
+    cdk_read: CdkRead,
+    document_streams: Callable[[], Mapping[str, Stream]],
+) -> Iterator[AirbyteMessage]:
+    """Every message of the catalog's streams: the document streams in one pass, the others
+    through `cdk_read` (the CDK's loop over a catalog), both groups at the same time."""
+    documents = [c for c in catalog.streams if c.stream.name in DOCUMENT_STREAMS]
+    others = [c for c in catalog.streams if c.stream.name not in DOCUMENT_STREAMS]
+    read_documents = partial(_read_documents, logger, documents, state, document_streams)
+    if not documents:
+        yield from cdk_read(catalog)
+        return
+    if not others:
+        yield from read_documents()
+        return
+    logger.info(
+        f"Reading {', '.join(c.stream.name for c in documents)} and "
+        f"{', '.join(c.stream.name for c in others)} at the same time: their operations "
+        "have separate rate limits."
+    )
+    yield from interleave(
+        [partial(cdk_read, ConfiguredAirbyteCatalog(streams=others)), read_documents]
+    )
+
+
+def _read_documents(
+    logger: logging.Logger,
+    configured: Sequence[ConfiguredAirbyteStream],
+    state: list[AirbyteStateMessage] | None,
+    document_streams: Callable[[], Mapping[str, Stream]],
+) -> Iterator[AirbyteMessage]:
+    """The document streams' messages with the stream statuses the CDK's loop would emit:
+    STARTED, RUNNING at a stream's first record, then COMPLETE, or INCOMPLETE and an error
+    trace for each stream when the pass fails (the sync then ends in that error)."""
+    for stream in configured:
+        logger.info(f"Marking stream {stream.stream.name} as STARTED")
+        yield stream_status(stream.stream, AirbyteStreamStatus.STARTED)
+    running: set[str] = set()
+    try:
+        instances = document_streams()
+        manager = ConnectorStateManager(state=state)
+        selected = []
+        for stream in configured:
+            instance = instances[stream.stream.name]
+            saved = manager.get_stream_state(stream.stream.name, stream.stream.namespace)
+            instance.state = dict(saved or {})  # type: ignore[attr-defined]  # checked there
+            selected.append((instance, stream.sync_mode))
+        for message in DocumentPass(selected).messages():  # type: ignore[arg-type]
+            if message.type == MessageType.RECORD and message.record.stream not in running:  # type: ignore[union-attr]
+                name = message.record.stream  # type: ignore[union-attr]
+                running.add(name)
+                logger.info(f"Marking stream {name} as RUNNING")
+                yield stream_status(_stream_of(configured, name), AirbyteStreamStatus.RUNNING)
+            yield message
+    except Exception as error:
+        traced = (
+            error
+            if isinstance(error, AirbyteTracedException)
+            else AirbyteTracedException.from_exception(error)
+        )
+        logger.error(f"Reading {_names(configured)} failed: {traced.message}")
+        for stream in configured:
+            logger.info(f"Marking stream {stream.stream.name} as STOPPED")
+            yield stream_status(stream.stream, AirbyteStreamStatus.INCOMPLETE)
+            yield traced.as_sanitized_airbyte_message(
+                stream_descriptor=StreamDescriptor(name=stream.stream.name)
+            )
+        # The error trace of each stream carries the reason; this one ends the sync non-zero,
+        # as the CDK's loop ends it when a stream failed.
+        raise AirbyteTracedException(
+            message=f"During the sync, {_names(configured)} did not sync successfully: "
+            f"{traced.message}",
+            internal_message=traced.internal_message,
+            failure_type=traced.failure_type or FailureType.system_error,
+        ) from error
+    for stream in configured:
+        logger.info(f"Marking stream {stream.stream.name} as STOPPED")
+        yield stream_status(stream.stream, AirbyteStreamStatus.COMPLETE)
+
+
+def _stream_of(configured: Sequence[ConfiguredAirbyteStream], name: str) -> Any:
+    return next(c.stream for c in configured if c.stream.name == name)
+
+
+def _names(configured: Sequence[ConfiguredAirbyteStream]) -> str:
+    return " and ".join(c.stream.name for c in configured)

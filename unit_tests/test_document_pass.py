@@ -1,0 +1,229 @@
+"""One pass for invoice_documents and invoice_items: each document fetched and parsed once,
+both states after every document, statuses of every stream, and states of earlier versions."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.test.state_builder import StateBuilder
+
+from conftest import validate_records
+from source_sp_invoices import SourceSpInvoices, nfe
+from sp_api_emulator import Dataset, nfe_xml
+from unit_tests.conftest import API_URL
+from unit_tests.test_streams_exports import Amazon, config_for, no_waiting  # noqa: F401
+
+DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
+DATASET = Dataset.generate(seed=5, start=date(2024, 1, 1), days=6, invoices_per_day=(2, 4))
+
+
+class NfeAmazon(Amazon):
+    """The export mocks, with real NF-e files of a generated data set in the ZIPs."""
+
+    def _create(self, request, context):
+        answer = super()._create(request, context)
+        export_id, day = answer["exportId"], request.json()["dateStart"]
+        ids = [i["id"] for i in DATASET.invoices(f"{day}T00:00:00", f"{day}T23:59:59.999999")]
+        for n in range(self.per_export):
+            self.documents[f"{export_id}-D{n}"] = ids[n :: self.per_export]
+        return answer
+
+    def _download(self, request, context):
+        document_id = request.url.rsplit("/", 1)[-1].split(".zip")[0].upper()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for invoice_id in self.documents[document_id]:
+                archive.writestr(f"{invoice_id}.xml", nfe_xml.render(DATASET.record(invoice_id)))
+        return buffer.getvalue()
+
+
+def invoices_of(first: str, last: str) -> list[str]:
+    return [i["id"] for i in DATASET.invoices(f"{first}T00:00:00", f"{last}T23:59:59.999999")]
+
+
+def catalog_of(*streams: str, mode: SyncMode = SyncMode.incremental):
+    builder = CatalogBuilder()
+    for stream in streams:
+        builder.with_stream(stream, mode)
+    return builder.build()
+
+
+def records_of(output, stream: str) -> list[dict[str, Any]]:
+    data = [m.record.data for m in output.records if m.record.stream == stream]
+    validate_records(stream, data)
+    return data
+
+
+def states_by_stream(output) -> dict[str, list[dict[str, Any]]]:
+    states: dict[str, list[dict[str, Any]]] = {}
+    for message in output.state_messages:
+        stream = message.state.stream
+        states.setdefault(stream.stream_descriptor.name, []).append(stream.stream_state.__dict__)
+    return states
+
+
+def statuses(output) -> list[tuple[str, str]]:
+    return [
+        (m.trace.stream_status.stream_descriptor.name, m.trace.stream_status.status.name)
+        for m in output.trace_messages
+        if m.trace.type.name == "STREAM_STATUS"
+    ]
+
+
+@pytest.fixture
+def parses(monkeypatch) -> Counter:
+    """How often each invoice XML is parsed."""
+    counts: Counter = Counter()
+    original = nfe.NfeParser.parse
+
+    def counting(self, xml):
+        parsed = original(self, xml)
+        counts[parsed.header["accessKey"]] += 1
+        return parsed
+
+    monkeypatch.setattr(nfe.NfeParser, "parse", counting)
+    return counts
+
+
+def test_both_streams_fetch_and_parse_each_document_once(lwa, requests_mock, config, parses):
+    amazon = NfeAmazon(requests_mock, [], documents_per_export=2)
+    config = config_for(config, "2024-01-04")  # whole days 01..03
+    output = read(SourceSpInvoices(), config, catalog_of(*DOCUMENT_STREAMS))
+    assert not output.errors
+    expected = invoices_of("2024-01-01", "2024-01-03")
+    documents = records_of(output, "invoice_documents")
+    items = records_of(output, "invoice_items")
+    assert sorted(r["invoiceId"] for r in documents) == sorted(expected)
+    assert Counter(r["invoiceId"] for r in items) == {
+        invoice_id: len(DATASET.record(invoice_id).nfe.items) for invoice_id in expected
+    }
+    assert amazon.s3.call_count == len(amazon.documents) == 6  # two documents a day, once each
+    assert amazon.create.call_count == 3
+    assert set(parses.values()) == {1} and len(parses) == len(expected)
+    # every document's records of both streams come before the states that follow it
+    states = states_by_stream(output)
+    assert states["invoice_documents"] == states["invoice_items"]
+    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-03", "windowDays": 1}
+    # states come in pairs, one per stream, after each document and each export created
+    names = [m.state.stream.stream_descriptor.name for m in output.state_messages]
+    assert names == list(DOCUMENT_STREAMS) * (len(names) // 2)
+    assert len(names) // 2 >= amazon.s3.call_count + amazon.create.call_count
+
+
+@pytest.mark.parametrize("stream", DOCUMENT_STREAMS)
+def test_each_document_stream_works_alone(lwa, requests_mock, config, stream, parses):
+    amazon = NfeAmazon(requests_mock, [])
+    output = read(SourceSpInvoices(), config_for(config, "2024-01-03"), catalog_of(stream))
+    assert not output.errors
+    ids = {r["invoiceId"] for r in records_of(output, stream)}
+    assert ids == set(invoices_of("2024-01-01", "2024-01-02"))
+    assert set(states_by_stream(output)) == {stream}
+    assert amazon.s3.call_count == 2 and set(parses.values()) == {1}
+
+
+def test_an_export_in_error_is_really_created_again_with_both_streams(lwa, requests_mock, config):
+    amazon = NfeAmazon(requests_mock, [])
+    original = amazon._poll
+
+    def poll(request, context):
+        answer = original(request, context)
+        if answer["export"]["exportId"] == "E1" and answer["export"]["status"] == "DONE":
+            return {"export": {"exportId": "E1", "status": "ERROR", "errorMessage": "boom"}}
+        return answer
+
+    amazon.poll = requests_mock.get(
+        f"{API_URL}/exports/E1", json=poll, headers={"x-amzn-RateLimit-Limit": "1000"}
+    )
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-03"), catalog_of(*DOCUMENT_STREAMS)
+    )
+    assert not output.errors
+    first_days = [r.json()["dateStart"] for r in amazon.create.request_history]
+    assert first_days.count("2024-01-01") == 2  # a new export, not E1 again
+    documents = records_of(output, "invoice_documents")
+    assert {r["exportId"] for r in documents if r["dateStart"] == "2024-01-01"} != {"E1"}
+    assert {r["invoiceId"] for r in documents} == set(invoices_of("2024-01-01", "2024-01-02"))
+    assert {r["invoiceId"] for r in records_of(output, "invoice_items")} == {
+        r["invoiceId"] for r in documents
+    }
+
+
+def test_statuses_of_every_stream_and_a_failure_keeps_the_others_complete(
+    lwa, requests_mock, config
+):
+    NfeAmazon(requests_mock, [])
+    requests_mock.get(
+        f"{API_URL}/documents/E1-D0",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": "no such document"}]},
+    )
+    requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    output = read(
+        SourceSpInvoices(),
+        config_for(config, "2024-01-03"),
+        catalog_of("invoices", *DOCUMENT_STREAMS),
+        expecting_exception=True,
+    )
+    seen = statuses(output)
+    assert ("invoices", "COMPLETE") in seen
+    for stream in DOCUMENT_STREAMS:
+        assert [s for name, s in seen if name == stream] == ["STARTED", "INCOMPLETE"]
+    failed = {
+        e.trace.error.stream_descriptor.name
+        for e in output.errors
+        if e.trace.error.stream_descriptor
+    }
+    assert failed == set(DOCUMENT_STREAMS)
+    assert any("no such document" in e.trace.error.message for e in output.errors)
+
+
+def test_statuses_run_from_started_to_complete(lwa, requests_mock, config):
+    NfeAmazon(requests_mock, [])
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-03"), catalog_of(*DOCUMENT_STREAMS)
+    )
+    for stream in DOCUMENT_STREAMS:
+        assert [s for name, s in statuses(output) if name == stream] == [
+            "STARTED",
+            "RUNNING",
+            "COMPLETE",
+        ]
+
+
+def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, config, parses):
+    """The version that read items after documents, killed mid-documents: documents has a
+    cursor and an export in flight, items nothing. Items is backfilled; documents gets no
+    record of the days it has, and its export in flight is polled, not created again."""
+    amazon = NfeAmazon(requests_mock, [])
+    amazon.exports["E9"] = {"body": {"dateStart": "2024-01-03"}, "polls": 1}
+    day_3 = invoices_of("2024-01-03", "2024-01-03")
+    amazon.documents["E9-D0"] = day_3
+    documents_state = {
+        "dateEnd": "2024-01-02",
+        "resume_from": "2024-01-03",
+        "exports": {"2024-01-03/2024-01-03": {"exportId": "E9", "documentsDone": []}},
+        "windowDays": 1,
+    }
+    state = StateBuilder().with_stream_state("invoice_documents", documents_state).build()
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-05"), catalog_of(*DOCUMENT_STREAMS), state
+    )
+    assert not output.errors
+    created = [r.json()["dateStart"] for r in amazon.create.request_history]
+    assert created == ["2024-01-01", "2024-01-02", "2024-01-04"]  # 03 is E9, polled
+    items = {r["invoiceId"] for r in records_of(output, "invoice_items")}
+    assert items == set(invoices_of("2024-01-01", "2024-01-04"))
+    documents = {r["invoiceId"] for r in records_of(output, "invoice_documents")}
+    assert documents == set(invoices_of("2024-01-03", "2024-01-04"))
+    states = states_by_stream(output)
+    assert states["invoice_documents"][-1] == states["invoice_items"][-1]
+    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
+    assert set(parses.values()) == {1}
