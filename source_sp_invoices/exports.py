@@ -172,9 +172,9 @@ CHECKPOINT = object()  # yielded when the pending exports changed and should be 
 class ExportPipeline:
     """Plans the windows of a sync, drives their jobs, and completes them in order.
 
-    Windows are planned as exports are created: a window grows (doubling) while exports come
-    back as one document, since the one-call-a-minute limit counts documents, and shrinks when
-    an export is split into several. `max_days` caps the growth when the user set one; Amazon
+    Windows are planned as exports are created: each window is twice the last while exports come
+    back as one document, since the one-call-a-minute limit counts documents, and they shrink
+    when an export is split into several. `max_days` caps the growth when the user set one; Amazon
     can cap it too, by refusing a date range as too long (a 400 that says so).
     """
 
@@ -271,6 +271,9 @@ class ExportPipeline:
             if later:  # stop short of a saved export's window
                 last = min(last, min(later) - timedelta(days=1))
             job = Job(Window(self._next_day, last))
+            # Each window planned is twice the last, up to the ceiling: a seller whose exports
+            # are one document needs few of them. A split lowers the ceiling (see _learn).
+            self.window_days = min(self.window_days * 2, self._ceiling)
         self._jobs[job.window.key] = job
         self._next_day = job.window.last + timedelta(days=1)
         return True
@@ -279,13 +282,10 @@ class ExportPipeline:
         """Size the windows not yet planned from how many documents this export needed."""
         days = job.window.days
         documents = len(job.document_ids)
-        if documents > 1:  # split: never grow back to a size that splits
-            self._ceiling = max(1, days // documents)
-            size = min(self.window_days, self._ceiling)
-        elif days >= self.window_days:
-            size = min(self.window_days * 2, self._ceiling)
-        else:
-            return
+        if documents <= 1:
+            return  # the windows planned after it have grown already (see _plan)
+        self._ceiling = max(1, days // documents)  # split: never grow back to a size that splits
+        size = min(self.window_days, self._ceiling)
         if size != self.window_days:
             self._logger.info(
                 f"Window {job.window} needed {documents} document(s): next windows span "
