@@ -6,12 +6,14 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import pytest
 
-from integration_tests.conftest import START, catalog, parse_messages, state_of
+from integration_tests.conftest import START, TIME_SCALE, catalog, parse_messages, state_of
 from integration_tests.test_documents import END_OF_WEEK, creations, truth
+from sp_api_emulator import Dataset, EmulatorServer
 
 ALL_STREAMS = (
     "invoice_attributes",
@@ -198,3 +200,22 @@ def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_not
     final = {stream: third.states(stream)[-1] for stream in DOCUMENT_STREAMS}
     assert final["invoice_documents"] == final["invoice_items"]
     assert final["invoice_items"]["dateEnd"] == "2024-01-07"
+
+
+def test_a_quiet_seller_needs_few_documents_and_windows_learn_amazons_longest_range(cli):
+    quiet = Dataset.generate(seed=3, start=date(2024, 1, 1), days=60, invoices_per_day=2)
+    with EmulatorServer(quiet, time_scale=TIME_SCALE, max_export_days=10) as server:
+        config = server.connector_config(START, replication_end_date="2024-03-01T00:00:00Z")
+        run = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS))
+        assert run.returncode == 0, run.errors()
+        windows = [(e.date_start, e.date_end) for e in server.export_requests()]
+        refused = server.stats.count("createInvoicesExport", 400)
+        documents = server.stats.count("getInvoicesDocument", 200)
+    expected = {i["id"] for i in quiet.invoices("2024-01-01T00:00:00", "2024-02-29T23:59:59.999")}
+    assert {r["invoiceId"] for r in run.records("invoice_documents")} == expected
+    assert {r["invoiceId"] for r in run.records("invoice_items")} == expected
+    sizes = [(last - first).days + 1 for first, last in windows]
+    # 1, 2, 4, 8, then 16 refused once: 8 days after that, never longer
+    assert sizes[:4] == [1, 2, 4, 8] and max(sizes) <= 10 and refused == 1
+    assert sum(sizes) == 60 and documents == len(windows) <= 12  # one-day windows: 60
+    assert run.logs().count("Amazon refused the 16-day window") == 1

@@ -21,6 +21,21 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             default usage plans: a healthy one, and one under a 429 storm (the first
             STORM calls of every operation, and as many again in the middle of the documents,
             answer 429 whatever the connector's pacing).
+(f) disk    Peak bytes on the temporary disk during a read of all five streams in one-day
+            windows (30 quiet and busy days, scale 60): the read's TMPDIR is a fresh directory,
+            sampled every 10 ms (the files the read holds open there, unlinked ones included,
+            and any named file), against the largest document ZIP and all of them; and how
+            many files the read leaves there.
+(g) documents  Documents fetched (getInvoicesDocument 200, distinct ids) and exports created
+            per stream selection (invoice_documents, invoice_items, both, all five), default
+            config, 14 quiet and busy days, scale 60; then a sync of all five streams SIGKILLed
+            in the middle of a document once one was read, resumed from the last state of each
+            stream: documents fetched and exports created against the uninterrupted sync.
+(h) quiet   A quiet seller (60 days of 2 invoices), both document streams, default config,
+            scale 60: wall time, documents and export window sizes, and the ratio of the wall
+            time to what one-day windows need at the document rate:
+
+                one_day_bound = first_export + (60 - 1) / r     (target ratio <= 0.25)
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +52,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +279,8 @@ def parse_rate(invoices: int, seed: int) -> float:
     return len(files) / (time.perf_counter() - started)
 
 
+DISK_DAYS = 30  # days of part (f)
+DOCUMENTS_DAYS = 14  # days of part (g)
 STORM = 6  # consecutive 429s per operation, twice; fewer than the 8 retries a request gets
 ALL_STREAMS = (
     "invoice_attributes",
@@ -300,6 +318,251 @@ def throttle_run(days: int, scale: float, seed: int, storm: bool) -> dict[str, f
     return {"wall": wall, "requests": requests_made, "throttled": throttled}
 
 
+def cli_command(
+    directory: str,
+    config: dict[str, Any],
+    streams: tuple[str, ...],
+    state: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """The `source-sp-invoices read` command line, its files written to `directory`."""
+    config_path = Path(directory, "config.json")
+    catalog_path = Path(directory, "catalog.json")
+    config_path.write_text(json.dumps(config))
+    catalog_path.write_text(json.dumps(catalog(*streams)))
+    command = [str(CLI), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = Path(directory, "state.json")
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    return command
+
+
+def temporary_bytes(pid: int, directory: str) -> int:
+    """Bytes on the temporary disk `directory` now: the files the process holds open there
+    (unlinked ones too: stat on the /proc fd link reaches the open file), each file once,
+    plus the named files in the directory."""
+    prefix = directory.rstrip("/") + "/"
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        link = f"/proc/{pid}/fd/{fd}"
+        try:
+            if not os.readlink(link).startswith(prefix):
+                continue
+            stat = os.stat(link)
+        except OSError:  # closed meanwhile
+            continue
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (stat.st_dev, stat.st_ino) not in seen:
+                    seen.add((stat.st_dev, stat.st_ino))
+                    total += stat.st_size
+    except OSError:
+        pass
+    return total
+
+
+def disk_run(days: int, scale: float, seed: int) -> dict[str, float]:
+    """One read of all streams in one-day windows, the read's TMPDIR a fresh directory whose
+    bytes (open unlinked files included) are sampled every 10 ms."""
+    dataset = Dataset.generate(
+        seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=day_profile()
+    )
+    end = f"2024-01-{days + 1:02d}T00:00:00Z" if days < 31 else None
+    with (
+        EmulatorServer(dataset, time_scale=scale) as server,
+        tempfile.TemporaryDirectory() as inputs,
+        tempfile.TemporaryDirectory(prefix="bench-tmpdir-") as scratch,
+    ):
+        scratch = os.path.realpath(scratch)
+        config = server.connector_config(
+            "2024-01-01T00:00:00Z", replication_end_date=end, documents_window_days=1
+        )
+        command = cli_command(inputs, config, ALL_STREAMS)
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, env={**os.environ, "TMPDIR": scratch}
+        )
+        peak = samples = 0
+        while process.poll() is None:
+            peak = max(peak, temporary_bytes(process.pid, scratch))
+            samples += 1
+            time.sleep(0.01)
+        wall = time.monotonic() - started
+        if process.returncode != 0:
+            raise RuntimeError(f"the read failed (exit status {process.returncode})")
+        left = len(os.listdir(scratch))
+        documents = server.stats.count("getInvoicesDocument", 200)
+        sizes = [p.stat().st_size for p in Path(server.zips.directory or scratch).glob("**/*.zip")]
+    return {
+        "peak": peak,
+        "samples": samples,
+        "left": left,
+        "largest_zip": max(sizes, default=0),
+        "all_zips": sum(sizes),
+        "zips": len(sizes),
+        "documents": documents,
+        "wall": wall,
+    }
+
+
+def fetched_documents(server: EmulatorServer) -> list[str]:
+    """The document ids of every getInvoicesDocument call answered 200, in order."""
+    return [
+        record.path.rstrip("/").rsplit("/", 1)[-1]
+        for record in server.stats.requests("getInvoicesDocument")
+        if record.status == 200
+    ]
+
+
+def duplicate_starts(server: EmulatorServer) -> int:
+    """Exports created for a window whose dateStart an earlier export already had."""
+    starts = [export.query.get("dateStart") for export in server.export_requests()]
+    return len(starts) - len(set(starts))
+
+
+DOCUMENT_SELECTIONS = (
+    ("invoice_documents",),
+    ("invoice_items",),
+    ("invoice_documents", "invoice_items"),
+    ALL_STREAMS,
+)
+
+
+def selection_run(
+    dataset: Dataset, days: int, scale: float, streams: tuple[str, ...]
+) -> dict[str, float]:
+    """One read of the selected streams on a fresh emulator: documents and exports."""
+    with EmulatorServer(dataset, time_scale=scale) as server:
+        config = server.connector_config(
+            "2024-01-01T00:00:00Z", replication_end_date=f"2024-01-{days + 1:02d}T00:00:00Z"
+        )
+        with open(os.devnull, "wb") as sink:
+            wall = read(server, config, streams, sink)
+        ids = fetched_documents(server)
+        return {
+            "documents": len(ids),
+            "distinct": len(set(ids)),
+            "exports": len(server.export_requests()),
+            "duplicate_starts": duplicate_starts(server),
+            "wall": wall,
+        }
+
+
+def read_at_least_one_document(stream_state: dict[str, Any]) -> bool:
+    """Whether a document stream's state says at least one document was read."""
+    if stream_state.get("dateEnd"):
+        return True
+    exports = stream_state.get("exports") or {}
+    entries = exports.values() if isinstance(exports, dict) else exports
+    return any(isinstance(e, dict) and e.get("documentsDone") for e in entries)
+
+
+def killed_run(dataset: Dataset, days: int, scale: float) -> dict[str, float]:
+    """All five streams, SIGKILLed in the middle of a document once one was read, then resumed
+    from the last state of each stream read from its output, on the same emulator."""
+    with EmulatorServer(dataset, time_scale=scale) as server, tempfile.TemporaryDirectory() as d:
+        config = server.connector_config(
+            "2024-01-01T00:00:00Z", replication_end_date=f"2024-01-{days + 1:02d}T00:00:00Z"
+        )
+        command = cli_command(d, config, ALL_STREAMS)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        states: dict[str, dict[str, Any]] = {}
+        armed, killed = False, False
+        for line in process.stdout:
+            if not line.startswith("{"):
+                continue
+            message = json.loads(line)
+            if message.get("type") == "STATE":
+                stream = message["state"].get("stream") or {}
+                name = (stream.get("stream_descriptor") or {}).get("name")
+                if name is not None:
+                    states[name] = message["state"]
+                if name == "invoice_documents" and not armed:
+                    armed = read_at_least_one_document(stream.get("stream_state") or {})
+            elif (
+                armed
+                and message.get("type") == "RECORD"
+                and message["record"]["stream"] == "invoice_items"
+            ):
+                process.send_signal(signal.SIGKILL)
+                killed = True
+                break
+        process.stdout.close()
+        status = process.wait()
+        if not killed:
+            raise RuntimeError(f"the read ended (status {status}) before it could be killed")
+        first = fetched_documents(server)
+        first_exports = len(server.export_requests())
+        resumed = subprocess.run(
+            cli_command(d, config, ALL_STREAMS, list(states.values())),
+            stdout=subprocess.DEVNULL,
+            timeout=1800,
+        )
+        if resumed.returncode != 0:
+            raise RuntimeError(f"the resumed read failed (exit status {resumed.returncode})")
+        ids = fetched_documents(server)
+        counts = {i: ids.count(i) for i in set(ids)}
+        return {
+            "killed_documents": len(first),
+            "resumed_documents": len(ids) - len(first),
+            "documents": len(ids),
+            "refetched": sum(1 for n in counts.values() if n > 1),
+            "killed_exports": first_exports,
+            "exports": len(server.export_requests()),
+            "duplicate_starts": duplicate_starts(server),
+        }
+
+
+def quiet_run(days: int, per_day: int, scale: float, seed: int) -> dict[str, Any]:
+    """Both document streams of a quiet seller, default config: wall time against the time
+    one-day windows need at the document rate."""
+    dataset = Dataset.generate(
+        seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=per_day
+    )
+    end = (date(2024, 1, 1) + timedelta(days=days)).isoformat() + "T00:00:00Z"
+    with EmulatorServer(dataset, time_scale=scale) as server:
+        config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end)
+        with open(os.devnull, "wb") as sink:
+            wall = read(server, config, ("invoice_documents", "invoice_items"), sink)
+        documents = server.stats.count("getInvoicesDocument", 200)
+        windows = [
+            (
+                date.fromisoformat(export.query["dateEnd"])
+                - date.fromisoformat(export.query["dateStart"])
+            ).days
+            + 1
+            for export in server.export_requests()
+        ]
+        first = min(server.exports.all(), key=lambda export: export.created_at)
+        first_export = (first.finished_at - first.created_at) / scale  # queue + processing
+    one_day_bound = first_export + (days - 1) / (DOCUMENT_RATE * scale)
+    return {
+        "wall": wall,
+        "documents": documents,
+        "windows": windows,
+        "one_day_bound": one_day_bound,
+        "ratio": wall / one_day_bound,
+    }
+
+
+def mb(size: float) -> str:
+    return f"{size / 2**20:.2f} MB"
+
+
 def machine() -> str:
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((ln.split(":")[1].strip() for ln in cpuinfo if "model name" in ln), "?")
@@ -313,7 +576,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["bound", "speed", "memory", "parse", "throttle"], action="append"
+        "--only",
+        choices=["bound", "speed", "memory", "parse", "throttle", "disk", "documents", "quiet"],
+        action="append",
     )
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
     parser.add_argument(
@@ -326,7 +591,16 @@ def main() -> None:
     parser.add_argument("--memory-invoices", type=int, default=50_000)
     parser.add_argument("--parse-invoices", type=int, default=5_000)
     args = parser.parse_args()
-    parts = args.only or ["bound", "speed", "memory", "parse", "throttle"]
+    parts = args.only or [
+        "bound",
+        "speed",
+        "memory",
+        "parse",
+        "throttle",
+        "disk",
+        "documents",
+        "quiet",
+    ]
     median = statistics.median
     print(f"machine: {machine()}")
 
@@ -401,6 +675,97 @@ def main() -> None:
                 f"{r['throttled']:.0f}/{r['requests']:.0f} in {r['wall']:.0f} s" for r in runs
             )
             print(f"    {label}: median ratio {median(ratios):.4f} ({detail})")
+
+    if "disk" in parts:
+        runs = [disk_run(DISK_DAYS, 60.0, seed) for seed in range(1, args.runs + 1)]
+        print(
+            f"\n(f) temporary disk of a read of all five streams, {DISK_DAYS} quiet and busy days"
+        )
+        print("    in one-day windows (documents_window_days=1), scale 60; TMPDIR a fresh")
+        print("    directory sampled every 10 ms (open files, unlinked too, and named files)")
+        for r in runs:
+            print(
+                f"    run: {r['documents']:.0f} documents, peak {mb(r['peak'])} "
+                f"({r['peak']:.0f} B), largest ZIP {mb(r['largest_zip'])} "
+                f"({r['largest_zip']:.0f} B), all {r['zips']:.0f} ZIPs {mb(r['all_zips'])}, "
+                f"{r['left']:.0f} file(s) left, "
+                f"{r['samples']:.0f} samples in {r['wall']:.1f} s"
+            )
+        peak, largest = median(r["peak"] for r in runs), median(r["largest_zip"] for r in runs)
+        print(
+            f"    median peak {mb(peak)} ({peak:.0f} B); median largest ZIP {mb(largest)} "
+            f"({largest:.0f} B), median sum of ZIPs "
+            f"{mb(median(r['all_zips'] for r in runs))}; median "
+            f"{median(r['documents'] for r in runs):.0f} documents; files left: "
+            f"{', '.join(str(r['left']) for r in runs)}"
+        )
+
+    if "documents" in parts:
+        days, scale = DOCUMENTS_DAYS, 60.0
+        print(
+            f"\n(g) documents fetched per stream selection, {days} quiet and busy days, "
+            f"scale {scale:g},"
+        )
+        print("    default config, a fresh emulator per read (medians of the runs)")
+        by_selection: dict[tuple[str, ...], list[dict[str, float]]] = {
+            s: [] for s in DOCUMENT_SELECTIONS
+        }
+        killed: list[dict[str, float]] = []
+        for seed in range(1, args.runs + 1):
+            dataset = Dataset.generate(
+                seed=seed, start=date(2024, 1, 1), days=days, invoices_per_day=day_profile()
+            )
+            for streams in DOCUMENT_SELECTIONS:
+                by_selection[streams].append(selection_run(dataset, days, scale, streams))
+            killed.append(killed_run(dataset, days, scale))
+        for streams, runs in by_selection.items():
+            label = "all five streams" if streams == ALL_STREAMS else " + ".join(streams)
+            print(
+                f"    {label + ':':<36} {median(r['documents'] for r in runs):.0f} documents, "
+                f"{median(r['distinct'] for r in runs):.0f} distinct ids, "
+                f"{median(r['exports'] for r in runs):.0f} exports "
+                f"(documents per run {', '.join(str(r['documents']) for r in runs)})"
+            )
+        whole = by_selection[ALL_STREAMS]
+        print("    all five streams killed mid-document once one was read, then resumed:")
+        for plain, r in zip(whole, killed, strict=True):
+            print(
+                f"    run: uninterrupted {plain['documents']} documents, {plain['exports']} "
+                f"exports ({plain['duplicate_starts']} duplicate dateStart); killed + resumed "
+                f"{r['killed_documents']:.0f} + {r['resumed_documents']:.0f} = "
+                f"{r['documents']:.0f} documents ({r['refetched']:.0f} ids fetched more than "
+                f"once), {r['killed_exports']:.0f} + "
+                f"{r['exports'] - r['killed_exports']:.0f} = {r['exports']:.0f} exports "
+                f"({r['duplicate_starts']:.0f} duplicate dateStart)"
+            )
+        print(
+            f"    median: uninterrupted {median(r['documents'] for r in whole):.0f} documents, "
+            f"{median(r['exports'] for r in whole):.0f} exports; killed + resumed "
+            f"{median(r['documents'] for r in killed):.0f} documents, "
+            f"{median(r['refetched'] for r in killed):.0f} fetched more than once, "
+            f"{median(r['exports'] for r in killed):.0f} exports, "
+            f"{median(r['duplicate_starts'] for r in killed):.0f} duplicate dateStart"
+        )
+
+    if "quiet" in parts:
+        days, per_day, scale = 60, 2, 60.0
+        runs = [quiet_run(days, per_day, scale, seed) for seed in range(1, args.runs + 1)]
+        print(
+            f"\n(h) a quiet seller: {days} days of {per_day} invoices, invoice_documents and "
+            "invoice_items,"
+        )
+        print(f"    default config, scale {scale:g}")
+        print(f"    one_day_bound = first_export + ({days} - 1) / r,  r = 0.0167/s x scale")
+        for r in runs:
+            print(
+                f"    run: wall {r['wall']:.1f} s, {r['documents']:.0f} documents, windows "
+                f"{r['windows']} day(s), one-day bound {r['one_day_bound']:.1f} s, ratio "
+                f"{r['ratio']:.3f}"
+            )
+        print(
+            f"    median wall {median(r['wall'] for r in runs):.1f} s, median ratio to the "
+            f"one-day bound {median(r['ratio'] for r in runs):.3f} (target <= 0.25)"
+        )
 
 
 if __name__ == "__main__":
