@@ -29,6 +29,8 @@ ANSWERS = {
     ("createInvoicesExport", 400),  # the pipeline reads it: a date range too long is learnt
 }
 
+PAGED = ("getInvoices", "getInvoicesExports")  # operations paged by nextToken
+
 _REFRESHED_TOKEN_REJECTED = "Refreshed OAuth access token is rejected by the API."  # the CDK's
 _EXPIRED = "The access token expired; refreshing it and trying again."
 
@@ -140,6 +142,13 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
                 response_action=resolution.response_action,
                 failure_type=resolution.failure_type,
                 error_message=f"{operation} answered HTTP {status}: {amazon_error(response)}",
+            )
+        if status == 400 and operation in PAGED and "nextToken=" in (response.request.url or ""):
+            # A later page refused: the stream tries the model's other reading of nextToken.
+            return ErrorResolution(
+                response_action=ResponseAction.IGNORE,
+                failure_type=None,
+                error_message=f"{operation} refused a later page: {amazon_error(response)}",
             )
         if (operation, status) in ANSWERS:
             return ErrorResolution(

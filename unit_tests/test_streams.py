@@ -139,11 +139,21 @@ def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
     ]
 
 
-def test_an_invoice_on_a_window_boundary_is_read_once(lwa, requests_mock, config):
-    boundary = invoice(9, "2024-01-08T00:00:00.000Z")
-    requests_mock.get(f"{API_URL}/invoices", json={"invoices": [boundary]})  # both windows see it
+def test_every_invoice_amazon_returns_is_emitted_whatever_its_date(lwa, requests_mock, config):
+    # getInvoices filters on the creation date: a record's `date` can lie outside the window
+    # asked for. Each window of 7 days answers with an invoice dated in the other window.
+    def answer(request, context):
+        start = request.qs["datestart"][0].upper()
+        other = (
+            "2024-01-09T10:00:00.000Z"
+            if start.startswith("2024-01-01")
+            else "2024-01-07T23:00:00.000Z"
+        )
+        return {"invoices": [invoice(1 if start.startswith("2024-01-01") else 2, other)]}
+
+    requests_mock.get(f"{API_URL}/invoices", json=answer)
     output = read(SourceSpInvoices(), config, catalog("invoices"))
-    assert [r["id"] for r in records_of(output, "invoices")] == ["inv-9"]
+    assert sorted(r["id"] for r in records_of(output, "invoices")) == ["inv-1", "inv-2"]
 
 
 def test_filters_are_sent_with_the_first_page_only(lwa, requests_mock, config):
@@ -410,3 +420,61 @@ def test_an_access_token_refused_again_after_its_refresh_fails_with_an_auth_erro
     assert error.failure_type.value == "config_error"
     assert lwa.call_count <= 10  # refreshed a bounded number of times, never forever
     assert not output.records
+
+
+def same_arguments_api(requests_mock, path: str, key: str, refused: list[int]):
+    """An API that follows the nextToken description: later pages need the same arguments."""
+
+    def answer(request, context):
+        if "nexttoken" in request.qs and "datestart" not in request.qs:
+            refused.append(400)
+            context.status_code = 400
+            return {"errors": [{"code": "InvalidInput", "message": "Missing dateStart."}]}
+        if "nexttoken" in request.qs:
+            return {key: []}
+        return {key: [], "nextToken": "page-2"}
+
+    return requests_mock.get(f"{API_URL}/{path}", json=answer)
+
+
+@pytest.mark.parametrize(
+    ("stream", "path", "key"),
+    [("invoices", "invoices", "invoices"), ("invoice_exports", "exports", "exports")],
+)
+def test_later_pages_switch_to_the_first_pages_arguments_once_amazon_asks(
+    lwa, requests_mock, config, stream, path, key
+):
+    config.update(invoices_window_days=7)
+    refused: list[int] = []
+    route = same_arguments_api(requests_mock, path, key, refused)
+    output = read(SourceSpInvoices(), config, catalog(stream))
+    assert not output.errors
+    queries = [query(r) for r in route.request_history]
+    # window 1: first page, token alone (refused), token with arguments; later windows: no 400
+    assert "dateStart" not in queries[1] and "nextToken" in queries[1]
+    assert (
+        queries[2]["nextToken"] == "page-2" and queries[2]["dateStart"] == queries[0]["dateStart"]
+    )
+    later = [q for q in queries[3:] if "nextToken" in q]
+    assert all("dateStart" in q for q in later)  # kept for the rest of the sync
+    assert len(later) >= (1 if stream == "invoices" else 0)  # invoices has a second window
+    assert len(refused) == 1
+    switched = [m.log.message for m in output.logs if "refused a later page" in m.log.message]
+    assert len([m for m in switched if "from now on" in m]) == 1
+
+
+def test_a_later_page_refused_under_both_readings_fails_quoting_amazon(lwa, requests_mock, config):
+    refused: list[int] = []
+
+    def answer(request, context):
+        if "nexttoken" in request.qs:
+            refused.append(400)
+            context.status_code = 400
+            return {"errors": [{"code": "InvalidInput", "message": "Bad token."}]}
+        return {"invoices": [], "nextToken": "page-2"}
+
+    requests_mock.get(f"{API_URL}/invoices", json=answer)
+    output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
+    message = output.errors[0].trace.error.message
+    assert "both alone and with the first page's arguments" in message and "Bad token." in message
+    assert len(refused) == 2  # one switch, never a loop

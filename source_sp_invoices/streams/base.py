@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config, ConfigError
-from source_sp_invoices.errors import SpApiErrorHandler, SpApiHttpClient, amazon_error, json_body
+from source_sp_invoices.errors import (
+    SpApiErrorHandler,
+    SpApiHttpClient,
+    amazon_error,
+    json_body,
+    operation_name,
+)
 from source_sp_invoices.json_schemas import stream_schema
 from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
@@ -112,8 +121,21 @@ class IncrementalSpApiStream(SpApiStream, ABC):
 
 
 class PagedSpApiStream(IncrementalSpApiStream, ABC):
-    """Paging by nextToken: later pages send only the marketplace and the token, because
-    Amazon refuses a nextToken sent with the original filters."""
+    """Paging by nextToken, under either reading of the model.
+
+    The model's nextToken parameter says: "call the operation with this token and include the
+    same arguments as the call that produced the token"; its own sandbox example answers 400
+    with "Specifying nextToken with any other parameters will cause the request to fail."
+    Later pages start with the token alone (and the marketplace); a 400 on a later page (the
+    error handler lets it through) switches to the first page's arguments with the token, and
+    that page is asked again. The reading that works is kept for the rest of the sync, and a
+    later page refused under both fails quoting Amazon. Never more than one switch.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._token_with_arguments = False  # the reading in use for later pages
+        self._switched = False
 
     @abstractmethod
     def first_page_params(self, stream_slice: Mapping[str, Any]) -> MutableMapping[str, Any]:
@@ -125,11 +147,45 @@ class PagedSpApiStream(IncrementalSpApiStream, ABC):
         stream_slice: Mapping[str, Any] | None = None,
         next_page_token: Mapping[str, Any] | None = None,
     ) -> MutableMapping[str, Any]:
-        if next_page_token:
-            return {"marketplaceId": self.config.marketplace_id, **next_page_token}
         assert stream_slice is not None
-        return {"marketplaceId": self.config.marketplace_id, **self.first_page_params(stream_slice)}
+        marketplace = {"marketplaceId": self.config.marketplace_id}
+        first = {**marketplace, **self.first_page_params(stream_slice)}
+        if not next_page_token:
+            return first
+        if self._token_with_arguments:
+            return {**first, **next_page_token}
+        return {**marketplace, **next_page_token}
 
     def next_page_token(self, response: requests.Response) -> Mapping[str, Any] | None:
+        if response.status_code == 400:  # a later page refused: see the class docstring
+            return self._other_reading(response)
         token = json_body(response).get("nextToken")
         return {"nextToken": token} if token else None
+
+    def _other_reading(self, response: requests.Response) -> Mapping[str, Any]:
+        operation = operation_name(response)
+        sent = parse_qs(urlsplit(response.request.url or "").query).get("nextToken")
+        if self._switched or not sent:
+            raise AirbyteTracedException(
+                message=f"Amazon rejected a later page of {operation} sent with nextToken both "
+                f"alone and with the first page's arguments: {amazon_error(response)}",
+                failure_type=FailureType.system_error,
+            )
+        self._switched = True
+        self._token_with_arguments = not self._token_with_arguments
+        now = "with the first page's arguments" if self._token_with_arguments else "alone"
+        self.logger.info(
+            f"{operation} refused a later page ({amazon_error(response)}): sending nextToken "
+            f"{now} from now on, as the other reading of the API model says."
+        )
+        return {"nextToken": sent[0]}
+
+    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
+        """The records of a page; none from a refused later page (it is asked again)."""
+        if response.status_code == 400:
+            return []
+        return self.records_of(json_body(response))
+
+    @abstractmethod
+    def records_of(self, body: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+        """The records of one page's JSON body."""

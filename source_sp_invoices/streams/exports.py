@@ -6,11 +6,9 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
-from source_sp_invoices.errors import json_body
 from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import format_datetime, parse_datetime
@@ -58,8 +56,8 @@ class InvoiceExports(PagedSpApiStream):
             "pageSize": settings.EXPORTS_PAGE_SIZE,
         }
 
-    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping]:
-        for export in json_body(response).get("exports") or []:
+    def records_of(self, body: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+        for export in body.get("exports") or []:
             started = export.get(self.cursor_field)
             if started:
                 moment = parse_datetime(started)

@@ -6,11 +6,9 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
-import requests
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
-from source_sp_invoices.errors import json_body
 from source_sp_invoices.streams.base import PagedSpApiStream
 from source_sp_invoices.streams.state import read_state_datetime
 from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
@@ -76,22 +74,12 @@ class Invoices(PagedSpApiStream):
             **self.config.filters.query_params(),
         }
 
-    def parse_response(
-        self,
-        response: requests.Response,
-        *,
-        stream_slice: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Iterable[Mapping[str, Any]]:
-        assert stream_slice is not None
-        start = parse_datetime(stream_slice["dateStart"])
-        stop = parse_datetime(stream_slice["dateEnd"])
-        for invoice in json_body(response).get("invoices") or []:
-            # Keep the window half-open, so that an invoice on a boundary is read exactly once
-            # whether Amazon treats dateEnd as inclusive or not.
-            issued = _issue_date(invoice)
-            if issued is None or start <= issued < stop:
-                yield invoice
+    def records_of(self, body: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+        # Every record Amazon returns is emitted, even one whose `date` falls outside the window
+        # asked for: the model says getInvoices filters on the "invoice creation date", which
+        # need not be the record's `date`, so a record dropped here could be in no window at
+        # all. An invoice seen in two windows is harmless: the primary key is `id`.
+        return body.get("invoices") or []
 
     def read_records(
         self,
@@ -122,10 +110,3 @@ class Invoices(PagedSpApiStream):
 
     def _state_datetime(self, key: str) -> datetime:
         return read_state_datetime(self.name, self._state, key)
-
-
-def _issue_date(invoice: Mapping[str, Any]) -> datetime | None:
-    try:
-        return parse_datetime(invoice["date"])
-    except (KeyError, TypeError, ValueError):
-        return None
