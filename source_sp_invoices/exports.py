@@ -26,9 +26,23 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.downloads import DocumentSource
-from source_sp_invoices.zip_reader import CorruptDocument, InvalidEntry, XmlEntry, stream_entries
+from source_sp_invoices.zip_reader import (
+    ZIP,
+    CorruptDocument,
+    InvalidEntry,
+    XmlEntry,
+    body_kind,
+    single_xml_entry,
+    stream_entries,
+)
 
 NEW, REQUESTED, PROCESSING, DONE, ERROR = "NEW", "REQUESTED", "PROCESSING", "DONE", "ERROR"
+# The model's enum is REQUESTED, PROCESSING, DONE, ERROR; Amazon's use-case guide for this API
+# says to poll "until the status is CANCELLED, DONE or FATAL" (the Reports API's words, whose
+# waiting states are IN_QUEUE and IN_PROGRESS). Both readings are understood; a status in
+# neither is waited on for a bounded number of polls, then fails naming it.
+WAITING_STATUSES = frozenset({REQUESTED, PROCESSING, "IN_QUEUE", "IN_PROGRESS"})
+FAILED_STATUSES = frozenset({ERROR, "FATAL", "CANCELLED", "CANCELED"})
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +92,7 @@ class Job:
     next_poll_at: float = 0.0
     poll_intervals: int = settings.EXPORT_POLL_FIRST_INTERVALS  # of getInvoicesExport's rate
     polls: int = 0
+    unknown_polls: int = 0  # polls that answered a status neither reading of the model names
 
     def saved(self) -> dict[str, Any]:
         return {"exportId": self.export_id, "documentsDone": list(self.documents_done)}
@@ -120,6 +135,22 @@ class ExportFailed(AirbyteTracedException):
             "The window was not skipped: the next sync tries it again."
         )
         super().__init__(message=message, internal_message=message)
+
+
+class ExportStuck(AirbyteTracedException):
+    """An export stayed in a status neither reading of the model names."""
+
+    def __init__(self, window: Window, export_id: str, status: str, polls: int) -> None:
+        message = (
+            f"Export {export_id} of {window} stayed in status {status!r} for {polls} polls: the "
+            "model names REQUESTED, PROCESSING, DONE and ERROR, and Amazon's guide IN_QUEUE, "
+            "IN_PROGRESS, DONE, FATAL and CANCELLED, so the connector cannot tell whether it will "
+            "ever be done. The window was not skipped: the next sync tries it again. Contact "
+            "Amazon's Selling Partner support with the export ID."
+        )
+        super().__init__(
+            message=message, internal_message=message, failure_type=FailureType.system_error
+        )
 
 
 class DocumentUnreadable(AirbyteTracedException):
@@ -337,7 +368,7 @@ class ExportPipeline:
                 self._shorten(job, refused.reason)
         job.attempts += 1
         job.status = REQUESTED
-        job.document_ids, job.documents_done, job.polls = [], [], 0
+        job.document_ids, job.documents_done, job.polls, job.unknown_polls = [], [], 0, 0
         # The first poll goes at once: it costs one call of a generous plan and tells the rate
         # Amazon applies to getInvoicesExport, which paces the polls that follow.
         job.poll_intervals = settings.EXPORT_POLL_FIRST_INTERVALS // 2
@@ -389,11 +420,7 @@ class ExportPipeline:
                 job.status = DONE
                 job.document_ids = list(export.get("invoicesDocumentIds") or [])  # type: ignore[union-attr]
                 self._learn(job)
-            elif status in (REQUESTED, PROCESSING):
-                job.status = status
-                job.poll_intervals = min(job.poll_intervals * 2, settings.EXPORT_POLL_MAX_INTERVALS)
-                job.next_poll_at = self._clock.now() + job.poll_intervals * self._poll_unit()
-            else:  # ERROR, gone, or a status this connector does not know
+            elif status in FAILED_STATUSES or export is None:
                 reason = (export or {}).get("errorMessage") or f"export {status}"
                 if job.attempts >= settings.EXPORT_ATTEMPTS:
                     raise ExportFailed(job.window, job.export_id, reason)
@@ -403,7 +430,43 @@ class ExportPipeline:
                 )
                 self._create(job)
                 recreated = True
+            else:
+                if status not in WAITING_STATUSES:
+                    self._unknown_status(job, str(status))
+                job.status = PROCESSING
+                job.poll_intervals = min(job.poll_intervals * 2, settings.EXPORT_POLL_MAX_INTERVALS)
+                job.next_poll_at = self._clock.now() + job.poll_intervals * self._poll_unit()
         return recreated
+
+    def _unknown_status(self, job: Job, status: str) -> None:
+        """A status neither reading of the model names: waited on, for a bounded number of
+        polls, then the sync fails naming it (never taken for DONE, never retried blindly)."""
+        job.unknown_polls += 1
+        limit = settings.EXPORT_UNKNOWN_STATUS_POLLS
+        if job.unknown_polls == 1:
+            self._logger.warning(
+                f"Window {job.window}: export {job.export_id} is in status {status!r}, which this "
+                f"connector does not know; waiting for it to change ({limit} polls at most)."
+            )
+        elif job.unknown_polls >= limit:
+            raise ExportStuck(job.window, job.export_id or "", status, job.unknown_polls)
+
+    def _entries(
+        self, source: DocumentSource, document_id: str, skip: frozenset[str]
+    ) -> Iterator[XmlEntry]:
+        """A document's invoice files: the entries of a ZIP, or the one file of an XML body."""
+        if body_kind(source) == ZIP:
+            yield from stream_entries(source, skip=skip)
+            return
+        # The model's example URL ends in .xml: such a body is one invoice, named after the
+        # document (the only name it has).
+        self._logger.warning(
+            f"Document {document_id} is one XML file, not a ZIP: read as invoice {document_id}, "
+            "named after the document id."
+        )
+        entry = single_xml_entry(source, document_id)
+        if entry.file_name not in skip:
+            yield entry
 
     def _read_document(self, job: Job, document_id: str) -> Iterator[Entry]:
         """Read a document while it downloads; download it again when it breaks off or is
@@ -414,7 +477,7 @@ class ExportPipeline:
             started = self._clock.now()
             try:
                 with self._api.download_document(document_id) as source:
-                    for xml in stream_entries(source, skip=frozenset(emitted)):
+                    for xml in self._entries(source, document_id, frozenset(emitted)):
                         emitted.add(xml.file_name)
                         yield Entry(job.window, job.export_id or "", document_id, xml)
                     size = source.size

@@ -133,6 +133,9 @@ DEFAULT_EXPORTS_AHEAD: Final = 3  # exports created before the window being down
 # plan): the first after 2 (1 s), then doubling up to 60 (30 s). Amazon has no notification.
 EXPORT_POLL_FIRST_INTERVALS: Final = 2
 EXPORT_POLL_MAX_INTERVALS: Final = 60
+# Polls of an export in a status neither reading of the model names before the sync fails
+# (with the backoff above, about 12 minutes on the default plan).
+EXPORT_UNKNOWN_STATUS_POLLS: Final = 30
 EXPORTS_PAGE_SIZE: Final = 100  # getInvoicesExports' maximum
 MAX_XML_ENTRY_BYTES: Final = 50 * 1024 * 1024  # an NF-e is 5-20 KB; more is a ZIP bomb
 DOWNLOAD_CHUNK_BYTES: Final = 1024 * 1024

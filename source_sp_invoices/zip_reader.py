@@ -179,6 +179,45 @@ def stream_entries(
     yield from read_entries(file, skip=skip | seen, max_entry_bytes=max_entry_bytes)
 
 
+ZIP, XML = "zip", "xml"
+_ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
+
+
+def body_kind(source: GrowingZip) -> str:
+    """What a document's body is, decided by its first bytes, never by its URL.
+
+    The model's descriptions say a document is a ZIP; its example URL ends in `.xml`. A body
+    that starts like a ZIP is read as one; one that starts like XML (a byte-order mark, a
+    declaration or a root element) is read as a single invoice file. Anything else is
+    unreadable (downloaded again).
+    """
+    head = source.read_at(0, 64, at_least=4)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return ZIP
+    if any(head.startswith(bom) for bom, _ in _BOMS) or head.lstrip().startswith(b"<"):
+        return XML
+    raise CorruptDocument(f"neither a ZIP nor an XML file (it starts with {head[:8]!r})")
+
+
+def single_xml_entry(
+    source: GrowingZip, document_id: str, max_entry_bytes: int = settings.MAX_XML_ENTRY_BYTES
+) -> XmlEntry:
+    """A document whose body is one XML file: the invoice, named after the document id."""
+    file = source.whole()
+    data = file.read(max_entry_bytes + 1)
+    name = f"{document_id}.xml"
+    if len(data) > max_entry_bytes:
+        raise InvalidEntry(f"{name} is larger than the limit of {max_entry_bytes} bytes")
+    try:
+        text = decode_xml(data)
+    except InvalidEntry as error:
+        raise InvalidEntry(f"{name} {error}") from None
+    root = _ROOT.search(re.sub(r"<\?.*?\?>|<!--.*?-->", "", text[:4096], flags=re.S))
+    if root is None or not text.rstrip().endswith(f"</{root.group(1)}>"):
+        raise CorruptDocument("the XML body ends before its root element closes")
+    return XmlEntry(name, document_id, text, data)
+
+
 _LOCAL_ENTRY = struct.Struct("<4s2xHH4xLLLHH")  # signature, flags, method, CRC, sizes, names
 
 

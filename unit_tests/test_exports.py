@@ -407,3 +407,70 @@ def test_a_single_day_amazon_refuses_fails_naming_it():
     api = RefusingApi(longest=0)
     with pytest.raises(AirbyteTracedException, match="single day 2024-01-01..2024-01-01"):
         run(pipeline_for(api, WINDOWS, max_days=None))
+
+
+@pytest.mark.parametrize("failed", ["FATAL", "CANCELLED", "ERROR"])
+def test_the_guides_waits_are_waits_and_its_ends_fail_like_error(failed):
+    windows = WINDOWS[:1]
+    api = FakeApi(documents_for(windows), polls_until_done=1)
+    api.script["E1"] = [
+        {"exportId": "E1", "status": "IN_QUEUE"},
+        {"exportId": "E1", "status": "IN_PROGRESS"},
+        {"exportId": "E1", "status": failed, "errorMessage": ""},
+    ]
+    invoices, _ = run(pipeline_for(api, windows))
+    assert [key for key, _ in api.created] == [windows[0].key] * 2  # created again, once
+    assert len(invoices) == 3
+
+
+def test_a_status_no_reading_names_is_waited_on_then_fails_naming_it(caplog):
+    windows = WINDOWS[:1]
+    api = FakeApi(documents_for(windows))
+    api.script["E1"] = [{"exportId": "E1", "status": "PAUSED"}] * 100
+    with caplog.at_level(logging.WARNING), pytest.raises(AirbyteTracedException) as failure:
+        run(pipeline_for(api, windows))
+    assert "stayed in status 'PAUSED' for 30 polls" in failure.value.message
+    assert api.polls["E1"] == settings.EXPORT_UNKNOWN_STATUS_POLLS
+    assert len(api.created) == 1  # never taken for a failure and created again
+    assert sum("which this connector does not know" in r.message for r in caplog.records) == 1
+
+
+class XmlBodyApi(FakeApi):
+    """Documents whose body is one XML file, as the model's example URL (.xml) suggests."""
+
+    def __init__(self, bodies: dict[str, list[bytes]]) -> None:
+        super().__init__({document_id: [] for document_id in bodies})
+        self.bodies = bodies  # document id -> bodies of its successive downloads
+
+    def download_document(self, document_id: str) -> BackgroundDownload:
+        self.downloads.append(document_id)
+        return BackgroundDownload([self.bodies[document_id].pop(0)])
+
+
+NFE = '<?xml version="1.0" encoding="UTF-8"?>\n<nfeProc versao="4.00"><NFe>á</NFe></nfeProc>\n'
+
+
+def test_a_body_that_is_one_xml_file_is_read_as_that_file_named_after_the_document(caplog):
+    document_id = f"{WINDOWS[0].key}#0"
+    api = XmlBodyApi({document_id: [NFE.encode()]})
+    with caplog.at_level(logging.WARNING):
+        invoices, _ = run(pipeline_for(api, WINDOWS[:1]))
+    assert invoices == [document_id] and api.downloads == [document_id]  # read once, no retry
+    assert sum("is one XML file, not a ZIP" in r.message for r in caplog.records) == 1
+
+
+def test_an_xml_body_cut_short_is_downloaded_again():
+    document_id = f"{WINDOWS[0].key}#0"
+    whole = NFE.encode()
+    api = XmlBodyApi({document_id: [whole[: len(whole) // 2], whole]})
+    invoices, _ = run(pipeline_for(api, WINDOWS[:1]))
+    assert invoices == [document_id] and api.downloads == [document_id] * 2
+
+
+@pytest.mark.parametrize("body", [b"", b"%PDF-1.7 not a document", b"\x00\x01\x02\x03"])
+def test_a_body_neither_zip_nor_xml_is_downloaded_again_then_fails(body):
+    document_id = f"{WINDOWS[0].key}#0"
+    api = XmlBodyApi({document_id: [body] * settings.DOWNLOAD_ATTEMPTS})
+    with pytest.raises(DocumentUnreadable, match="neither a ZIP nor an XML file"):
+        run(pipeline_for(api, WINDOWS[:1]))
+    assert len(api.downloads) == settings.DOWNLOAD_ATTEMPTS
