@@ -392,3 +392,65 @@ def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_
         for s in output.state_messages
     }
     assert set(final) == {"invoices", "invoice_documents"}
+
+
+def date_times_only(amazon, requests_mock, refused: list[str]):
+    """createInvoicesExport that takes only date-times, as the model's example body sends."""
+    original = amazon._create
+
+    def create(request, context):
+        body = request.json()
+        if "T" not in body["dateStart"]:
+            refused.append(body["dateStart"])
+            context.status_code = 400
+            return {
+                "errors": [
+                    {
+                        "code": "InvalidInput",
+                        "message": f"Invalid value {body['dateStart']!r} for field dateStart: "
+                        "expected a date-time.",
+                    }
+                ]
+            }
+        context.status_code = 202
+        return original(request, context)
+
+    amazon.create = requests_mock.post(
+        f"{API_URL}/exports", json=create, headers={"x-amzn-RateLimit-Limit": "1000"}
+    )
+
+
+def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    refused: list[str] = []
+    date_times_only(amazon, requests_mock, refused)
+    output = read(
+        SourceSpInvoices(), config_for(config, "2024-01-04"), catalog("invoice_documents")
+    )
+    assert not output.errors
+    bodies = [r.json() for r in amazon.create.request_history]
+    assert refused == ["2024-01-01"]  # one refusal, then every export with date-times
+    assert [(b["dateStart"], b["dateEnd"]) for b in bodies[1:]] == [
+        (f"2024-01-0{d}T00:00:00", f"2024-01-0{d}T23:59:59") for d in (1, 2, 3)
+    ]
+    assert len(records_of(output, "invoice_documents")) == 6
+    assert sum("sending date-times" in m.log.message for m in output.logs) == 1
+
+
+def test_an_export_refused_for_another_reason_fails_without_switching(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    amazon.create = requests_mock.post(
+        f"{API_URL}/exports",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": "Unknown series 9."}]},
+    )
+    output = read(
+        SourceSpInvoices(),
+        config_for(config, "2024-01-02"),
+        catalog("invoice_documents"),
+        expecting_exception=True,
+    )
+    assert amazon.create.call_count == 1
+    assert "Amazon rejected createInvoicesExport for 2024-01-01..2024-01-01" in (
+        output.errors[0].trace.error.message
+    )

@@ -208,6 +208,8 @@ class _SpApiExports:
     def __init__(self, stream: ExportedInvoicesStream) -> None:
         self._stream = stream
         self._client: HttpClient = stream._http_client
+        self._date_times = False  # dates (format: date) until Amazon asks for date-times
+        self._date_form_known = False  # an export was created, or the form switched once
         self._base = stream.url_base
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -220,23 +222,45 @@ class _SpApiExports:
         return response
 
     def create_export(self, window: Window) -> str:
-        config = self._stream.config
-        body = {
-            "marketplaceId": config.marketplace_id,
-            "dateStart": window.first.isoformat(),
-            "dateEnd": window.last.isoformat(),
-            "fileFormat": "XML",
-            **config.filters.export_body(),
-        }
-        response = self._send("POST", "exports", json=body)
+        """POST /exports for a window. The model gives dateStart and dateEnd `format: date`,
+        but its example body sends "2024-07-01T00:00:00" / "2024-07-30T23:59:59": dates go
+        first, and a 400 about them before any export was created switches, once, to
+        date-times (the form that works is kept for the sync)."""
+        response = self._send("POST", "exports", json=self._body(window))
         if response.status_code == 400:
-            raise _refusal(response, window)
+            refusal = _refusal(response, window)
+            if isinstance(refusal, DateRangeRefused) or self._date_form_known:
+                raise refusal
+            if not _about_dates(response):
+                raise refusal
+            self._date_form_known = True
+            self._date_times = not self._date_times
+            form = "date-times (YYYY-MM-DDTHH:MM:SS)" if self._date_times else "dates (YYYY-MM-DD)"
+            self._stream.logger.info(
+                f"createInvoicesExport refused the window's dates ({amazon_error(response)}): "
+                f"sending {form} from now on, as the other reading of the API model says."
+            )
+            return self.create_export(window)
+        self._date_form_known = True
         export_id = json_body(response).get("exportId")
         if not export_id:
             raise AirbyteTracedException(
                 message=f"createInvoicesExport for {window} answered without an exportId."
             )
         return str(export_id)
+
+    def _body(self, window: Window) -> dict[str, Any]:
+        config = self._stream.config
+        first, last = window.first.isoformat(), window.last.isoformat()
+        if self._date_times:  # the model's example: the first and the last second, inclusive
+            first, last = f"{first}T00:00:00", f"{last}T23:59:59"
+        return {
+            "marketplaceId": config.marketplace_id,
+            "dateStart": first,
+            "dateEnd": last,
+            "fileFormat": "XML",
+            **config.filters.export_body(),
+        }
 
     def get_export(self, export_id: str) -> Mapping[str, Any] | None:
         response = self._send("GET", f"exports/{export_id}")
@@ -274,6 +298,12 @@ class _SpApiExports:
 
 # Words of a 400 that refuses the length of a date range, whatever Amazon's exact sentence.
 _RANGE_WORDS = ("range", "exceed", "too long", "too large", "maximum", "period", "days")
+
+
+def _about_dates(response: requests.Response) -> bool:
+    """Whether a 400 of createInvoicesExport names dateStart or dateEnd (their form)."""
+    words = amazon_error(response).lower()
+    return "datestart" in words or "dateend" in words
 
 
 def _refusal(response: requests.Response, window: Window) -> Exception:
