@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from airbyte_cdk.models import (
@@ -119,6 +119,36 @@ def merged_exports(outputs: Sequence[_Output]) -> dict[str, dict[str, Any]]:
     return merged
 
 
+# Amazon may read an export's bare dates as Brazil's days (the marketplace's time zone, UTC-3
+# all year since Brazil ended daylight saving time in 2019) rather than UTC days.
+BRAZIL = timezone(timedelta(hours=-3), "America/Sao_Paulo")
+
+
+def now() -> datetime:
+    """The current time (a function, so that tests can set it)."""
+    return datetime.now(UTC)
+
+
+def last_whole_day(end: datetime | None, current: datetime, logger: Any) -> date:
+    """The last day the document streams export: only whole days, and only days that have
+    ended both in UTC and in Brazil, so that an export of the day holds all of its invoices
+    whichever time zone Amazon reads its dates in. The day of the end is read by a later sync."""
+    stop = min(end, current) if end else current
+    last = min(stop.date(), current.astimezone(BRAZIL).date()) - timedelta(days=1)
+    if last < stop.date() - timedelta(days=1):
+        logger.info(
+            f"Exporting days up to {last}: {last + timedelta(days=1)} has not ended in Brazil yet "
+            "(Amazon may read export dates in Brazil's time); the next sync exports it."
+        )
+    if end and end <= current and end.time() != datetime.min.time():
+        logger.info(
+            f"replication_end_date {end:%Y-%m-%dT%H:%M:%SZ} falls within a day: the document "
+            f"streams export whole days, up to {last}; invoices reads up to the end date itself. "
+            f"The day {end.date()} is exported by a sync whose end date lies after it."
+        )
+    return last
+
+
 class DocumentPass:
     """Reads the exports of a sync once for the selected document streams."""
 
@@ -141,8 +171,7 @@ class DocumentPass:
             if isinstance(days, int) and days > 0
         ]
         self.first = min(output.first for output in self._outputs)
-        # Only whole days are exported: the day of the end is read by the next sync.
-        self.last = self.config.end_or_now().date() - timedelta(days=1)
+        self.last = last_whole_day(self.config.end, now(), self.logger)
         self.pipeline = ExportPipeline(
             driver.exports_api(),
             self.first,

@@ -4,6 +4,7 @@ both states after every document, statuses of every stream, and states of earlie
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
 from collections import Counter
 from datetime import date
@@ -227,3 +228,32 @@ def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, con
     assert states["invoice_documents"][-1] == states["invoice_items"][-1]
     assert states["invoice_items"][-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
     assert set(parses.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("current", "last"),
+    [
+        ("2024-01-10T02:00:00+00:00", "2024-01-08"),  # 9th not over in Brazil (23:00 there)
+        ("2024-01-10T03:00:00+00:00", "2024-01-09"),  # midnight in Brazil: the 9th is over
+        ("2024-01-10T23:00:00+00:00", "2024-01-09"),
+    ],
+)
+def test_a_day_is_exported_only_once_it_has_ended_in_utc_and_in_brazil(current, last, caplog):
+    from datetime import datetime
+
+    from source_sp_invoices.document_pass import last_whole_day
+
+    moment = datetime.fromisoformat(current)
+    assert str(last_whole_day(None, moment, logging.getLogger("t"))) == last
+
+
+def test_an_end_date_within_a_day_says_why_the_documents_stop_before_it(caplog):
+    from datetime import UTC, datetime
+
+    from source_sp_invoices.document_pass import last_whole_day
+
+    end = datetime(2024, 1, 5, 12, tzinfo=UTC)
+    with caplog.at_level(logging.INFO):
+        last = last_whole_day(end, datetime(2024, 2, 1, tzinfo=UTC), logging.getLogger("t"))
+    assert str(last) == "2024-01-04"
+    assert any("falls within a day" in r.message for r in caplog.records)
