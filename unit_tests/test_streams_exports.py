@@ -454,3 +454,33 @@ def test_an_export_refused_for_another_reason_fails_without_switching(lwa, reque
     assert "Amazon rejected createInvoicesExport for 2024-01-01..2024-01-01" in (
         output.errors[0].trace.error.message
     )
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status_code": 403, "text": "<Error><Code>AccessDenied</Code></Error>"},
+        {"status_code": 400, "text": "<Error><CanonicalRequest>X-Amz-Signature=abc</Error>"},
+        {"status_code": 404, "text": "<Error><Code>NoSuchKey</Code></Error>"},
+        {"status_code": 500, "text": "<Error><Code>InternalError</Code></Error>"},
+        {
+            "exc": requests.exceptions.ConnectionError(
+                "Max retries exceeded with url: /x?X-Amz-Signature=abc"
+            )
+        },
+    ],
+    ids=["403", "400", "404", "500", "connection"],
+)
+def test_no_message_holds_a_pre_signed_urls_query(lwa, requests_mock, config, failure):
+    Amazon(requests_mock, [])
+    requests_mock.get(re.compile(f"{S3}/"), [failure] * 3)
+    output = read(
+        SourceSpInvoices(),
+        config_for(config, "2024-01-02"),
+        catalog("invoice_documents"),
+        expecting_exception=True,
+    )
+    assert output.errors  # three fresh URLs, all refused: the sync fails
+    printed = "\n".join(str(message) for message in output._messages)
+    assert "X-Amz-Signature" not in printed and "abc" not in printed
+    assert "asking for a fresh URL" in printed

@@ -10,15 +10,6 @@ from typing import Any
 
 import requests
 from airbyte_cdk.models import AirbyteMessage, FailureType, SyncMode
-from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
-from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import (
-    DEFAULT_ERROR_MAPPING,
-)
-from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
-    ErrorResolution,
-    ResponseAction,
-)
 from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -30,13 +21,6 @@ from source_sp_invoices.exports import DateRangeRefused, Entry, ExportsApi, Wind
 from source_sp_invoices.nfe import ParsedNfe
 from source_sp_invoices.streams.base import IncrementalSpApiStream
 from source_sp_invoices.streams.state import read_state_date
-
-# The pre-signed S3 URL answers 403 (or 400) once it has expired, 404 if it is wrong: the
-# caller asks Amazon for a fresh URL instead of retrying the same one.
-_REFRESH_URL = ErrorResolution(
-    response_action=ResponseAction.IGNORE, failure_type=None, error_message=None
-)
-DOWNLOAD_ERRORS = {**DEFAULT_ERROR_MAPPING, 400: _REFRESH_URL, 403: _REFRESH_URL, 404: _REFRESH_URL}
 
 
 class DocumentDownloadFailed(AirbyteTracedException):
@@ -66,15 +50,12 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._downloads = HttpClient(
-            name=f"{self.name}_download",
-            logger=self.logger,
-            error_handler=HttpStatusErrorHandler(
-                self.logger, DOWNLOAD_ERRORS, max_retries=self._max_retries
-            ),
-            api_budget=APIBudget(policies=[]),
-            authenticator=None,  # the S3 URL is pre-signed: no SP-API or LWA header leaves
-        )
+        # Not the CDK's HTTP client: it logs a request's URL when it ignores or retries an
+        # answer, and the response's body on retries, and a pre-signed URL is a credential (its
+        # query string grants access to the document; an S3 error body can quote it). Downloads
+        # go through a session of their own with no SP-API or LWA header; a failed download is
+        # tried again with a fresh URL (see _SpApiExports.download_document), never logged.
+        self._downloads = requests.Session()
 
     def check_state(self, state: Mapping[str, Any]) -> None:
         for key in ("dateEnd", "resume_from"):
@@ -278,18 +259,17 @@ class _SpApiExports:
                     message=f"getInvoicesDocument for {document_id} answered without a URL."
                 )
             try:
-                _, response = self._stream._downloads.send_request(
-                    http_method="GET",
-                    url=url,
-                    request_kwargs={"stream": True, "timeout": settings.REQUEST_TIMEOUT},
+                response = self._stream._downloads.get(
+                    url, stream=True, timeout=settings.REQUEST_TIMEOUT
                 )
+            except requests.RequestException as error:  # its text holds the URL: not logged
+                reason = f"the download failed ({type(error).__name__})"
+            else:
                 if response.ok:
                     # The body arrives in the background; a break in it is the reader's to see.
                     return BackgroundDownload(_body(response))
                 reason = f"the download URL answered HTTP {response.status_code}"
                 response.close()
-            except requests.RequestException as error:  # no answer to the download request
-                reason = f"the download failed ({type(error).__name__})"
             self._stream.logger.warning(
                 f"Document {document_id}: {reason}; asking for a fresh URL (attempt {attempt})."
             )
