@@ -259,8 +259,8 @@ def test_polling_backs_off_to_its_cap():
     clock = FakeClock()
     run(pipeline_for(api, [window], clock=clock))
     assert api.polls["E1"] == 12
-    # the first poll at once, then 1, 2, 4, 8 and 16 s, then the 30 s cap for the other six
-    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 6)
+    # the first poll at once, then 1, 2, 4 and 8 s, then the 10 s cap for the other seven
+    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 10 * 7)
 
 
 class DayApi(FakeApi):
