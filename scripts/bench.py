@@ -340,7 +340,8 @@ def cli_command(
 def temporary_bytes(pid: int, directory: str) -> int:
     """Bytes on the temporary disk `directory` now: the files the process holds open there
     (unlinked ones too: stat on the /proc fd link reaches the open file), each file once,
-    plus the named files in the directory."""
+    plus the named files in the directory and its folders (a folder's own size is not
+    counted)."""
     prefix = directory.rstrip("/") + "/"
     seen: set[tuple[int, int]] = set()
     total = 0
@@ -359,18 +360,23 @@ def temporary_bytes(pid: int, directory: str) -> int:
         if (stat.st_dev, stat.st_ino) not in seen:
             seen.add((stat.st_dev, stat.st_ino))
             total += stat.st_size
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if (stat.st_dev, stat.st_ino) not in seen:
-                    seen.add((stat.st_dev, stat.st_ino))
-                    total += stat.st_size
-    except OSError:
-        pass
+    folders = [directory]  # the CDK's folder there holds the config it writes (config.json)
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                            continue
+                        stat = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if (stat.st_dev, stat.st_ino) not in seen:
+                        seen.add((stat.st_dev, stat.st_ino))
+                        total += stat.st_size
+        except OSError:
+            pass
     return total
 
 
@@ -478,7 +484,9 @@ def killed_run(dataset: Dataset, days: int, scale: float) -> dict[str, float]:
             "2024-01-01T00:00:00Z", replication_end_date=f"2024-01-{days + 1:02d}T00:00:00Z"
         )
         command = cli_command(d, config, ALL_STREAMS)
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # A killed read leaves the CDK's temporary folder behind: in `d`, which goes anyway.
+        scratch = {**os.environ, "TMPDIR": d}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=scratch)
         assert process.stdout is not None
         states: dict[str, dict[str, Any]] = {}
         armed, killed = False, False
@@ -510,6 +518,7 @@ def killed_run(dataset: Dataset, days: int, scale: float) -> dict[str, float]:
         resumed = subprocess.run(
             cli_command(d, config, ALL_STREAMS, list(states.values())),
             stdout=subprocess.DEVNULL,
+            env=scratch,
             timeout=1800,
         )
         if resumed.returncode != 0:

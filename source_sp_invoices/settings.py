@@ -130,12 +130,13 @@ EXPORT_ATTEMPTS: Final = 3  # creations of one window's export before the sync f
 DOWNLOAD_ATTEMPTS: Final = 3  # fresh URLs for one document (expired, truncated) before failing
 DEFAULT_EXPORTS_AHEAD: Final = 3  # exports created before the window being downloaded needs them
 # Polls of an export, in intervals of getInvoicesExport's applied rate (0.5 s on the default
-# plan): the first after 2 (1 s), then doubling up to 60 (30 s). Amazon has no notification.
+# plan): the first after 2 (1 s), then doubling up to 20 (10 s). Amazon has no notification;
+# a poll costs one call of a plan of 2 a second, and a DONE seen late delays every document.
 EXPORT_POLL_FIRST_INTERVALS: Final = 2
-EXPORT_POLL_MAX_INTERVALS: Final = 60
+EXPORT_POLL_MAX_INTERVALS: Final = 20
 # Polls of an export in a status neither reading of the model names before the sync fails
-# (with the backoff above, about 12 minutes on the default plan).
-EXPORT_UNKNOWN_STATUS_POLLS: Final = 30
+# (with the backoff above, about 15 minutes on the default plan).
+EXPORT_UNKNOWN_STATUS_POLLS: Final = 90
 EXPORTS_PAGE_SIZE: Final = 100  # getInvoicesExports' maximum
 MAX_XML_ENTRY_BYTES: Final = 50 * 1024 * 1024  # an NF-e is 5-20 KB; more is a ZIP bomb
 DOWNLOAD_CHUNK_BYTES: Final = 1024 * 1024

@@ -259,8 +259,8 @@ def test_polling_backs_off_to_its_cap():
     clock = FakeClock()
     run(pipeline_for(api, [window], clock=clock))
     assert api.polls["E1"] == 12
-    # the first poll at once, then 1, 2, 4, 8 and 16 s, then the 30 s cap for the other six
-    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 16 + 30 * 6)
+    # the first poll at once, then 1, 2, 4 and 8 s, then the 10 s cap for the other seven
+    assert clock.time == pytest.approx(1 + 2 + 4 + 8 + 10 * 7)
 
 
 class DayApi(FakeApi):
@@ -426,10 +426,12 @@ def test_the_guides_waits_are_waits_and_its_ends_fail_like_error(failed):
 def test_a_status_no_reading_names_is_waited_on_then_fails_naming_it(caplog):
     windows = WINDOWS[:1]
     api = FakeApi(documents_for(windows))
-    api.script["E1"] = [{"exportId": "E1", "status": "PAUSED"}] * 100
+    api.script["E1"] = [{"exportId": "E1", "status": "PAUSED"}] * 200
     with caplog.at_level(logging.WARNING), pytest.raises(AirbyteTracedException) as failure:
         run(pipeline_for(api, windows))
-    assert "stayed in status 'PAUSED' for 30 polls" in failure.value.message
+    assert f"stayed in status 'PAUSED' for {settings.EXPORT_UNKNOWN_STATUS_POLLS} polls" in (
+        failure.value.message
+    )
     assert api.polls["E1"] == settings.EXPORT_UNKNOWN_STATUS_POLLS
     assert len(api.created) == 1  # never taken for a failure and created again
     assert sum("which this connector does not know" in r.message for r in caplog.records) == 1
