@@ -11,13 +11,24 @@ connector can be tested end to end without Amazon:
 The export side serves what Amazon's does: exports that move REQUESTED -> PROCESSING -> DONE on
 the scaled clock, documents of NF-e 4.00 XML files in ZIPs behind 30-second pre-signed URLs.
 
+Where Amazon's model contradicts itself, `Readings` picks the reading served (README.md):
+
+    EmulatorServer(dataset, readings=Readings(pagination="same_arguments", document_body="xml"))
+
 Standard library only.
 """
 
 from .catalog import MARKETPLACE_ID
 from .clock import ManualClock, ScaledClock, WallClock
 from .dataset import Dataset, InvoiceFilter, day_bounds
-from .exports import EXPORT_STATUSES, Document, Export, ExportRegistry, ExportTiming
+from .exports import (
+    EXPORT_STATUSES,
+    REPORTS_EXPORT_STATUSES,
+    Document,
+    Export,
+    ExportRegistry,
+    ExportTiming,
+)
 from .faults import DOWNLOAD_OPERATION, Faults
 from .generator import day_profile
 from .lwa import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_REFRESH_TOKEN, LwaCredentials
@@ -26,17 +37,20 @@ from .nfe_xml import ENCODINGS, encoding_for
 from .nfe_xml import render as render_nfe
 from .presign import DOWNLOAD_PREFIX, URL_TTL
 from .rate_limits import API_PREFIX, USAGE_PLANS, RateLimiter, TokenBucket, UsagePlan
+from .readings import CHOICES, Readings
 from .server import LWA_PATH, EmulatorServer
 from .stats import Stats
 
 __all__ = [
     "API_PREFIX",
+    "CHOICES",
     "DOWNLOAD_OPERATION",
     "DOWNLOAD_PREFIX",
     "ENCODINGS",
     "EXPORT_STATUSES",
     "LWA_PATH",
     "MARKETPLACE_ID",
+    "REPORTS_EXPORT_STATUSES",
     "TEST_CLIENT_ID",
     "TEST_CLIENT_SECRET",
     "TEST_REFRESH_TOKEN",
@@ -54,6 +68,7 @@ __all__ = [
     "LwaCredentials",
     "ManualClock",
     "RateLimiter",
+    "Readings",
     "ScaledClock",
     "Stats",
     "TokenBucket",

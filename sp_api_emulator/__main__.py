@@ -1,5 +1,8 @@
 """Command line: `python -m sp_api_emulator --seed 42 --days 30 --ready-file /tmp/emu.url`.
 
+`--reading NAME=VALUE` (repeatable) picks a reading of the model, e.g.
+`--reading pagination=same_arguments --reading rate_limit_header=false` (see README.md).
+
 Serves until SIGINT or SIGTERM. The ready file receives the URL once the port is bound, so
 scripts and Makefiles can wait for it; it is removed again on exit.
 """
@@ -19,6 +22,7 @@ from types import FrameType
 from .dataset import Dataset
 from .generator import DayCount, day_profile
 from .parsing import parse_datetime
+from .readings import Readings, help_text
 from .server import EmulatorServer, require_loopback
 
 
@@ -97,6 +101,15 @@ def _positive(text: str) -> float:
     return value
 
 
+def _reading(text: str) -> str:
+    """Check one --reading NAME=VALUE on its own, so a bad one fails with a clear message."""
+    try:
+        Readings.parse([text])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
@@ -166,9 +179,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run the wall clock (export timestamps, URL dates) at --time-scale, not real speed",
     )
+    parser.add_argument(
+        "--reading",
+        dest="readings",
+        type=_reading,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="serve one reading of the model where it contradicts itself (repeatable; the "
+        f"first value is the default): {help_text()}",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the URL here once listening")
     parser.add_argument("--log-requests", action="store_true", help="log each request to stderr")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.readings = Readings.parse(args.readings)
+    return args
 
 
 def _write_ready_file(path: Path, url: str) -> None:
@@ -203,13 +228,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         export_processing_seconds=args.export_processing_seconds,
         export_queue_seconds=args.export_queue_seconds,
         encoding_mix=args.encoding_mix,
+        readings=args.readings,
     )
+    defaults = Readings().to_json()
     with server:
         print(
             f"SP-API emulator listening on {server.url} "
             f"({len(dataset)} invoices, time scale {args.time_scale:g})",
             flush=True,
         )
+        chosen = {k: v for k, v in args.readings.to_json().items() if v != defaults[k]}
+        if chosen:
+            shown = (
+                f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in chosen.items()
+            )
+            print("readings: " + ", ".join(shown), flush=True)
         if args.ready_file:
             _write_ready_file(args.ready_file, server.url)
         try:

@@ -9,12 +9,13 @@ UTC date falls on one of them (`day_bounds`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from . import catalog
@@ -25,6 +26,27 @@ from .nfe_xml import render as render_nfe
 from .parsing import parse_datetime
 
 SORT_ORDERS = ("ASC", "DESC")
+BY_DATE, BY_CREATION = "date", "creation"  # what date windows and paging look at
+FILTER_DATES = (BY_DATE, BY_CREATION)
+LATE_SHARE = 4  # one invoice in LATE_SHARE is created after its date...
+LATE_CREATION = (timedelta(hours=1), timedelta(hours=36))  # ...by this much
+
+_CreationIndex = tuple[list[Invoice], list[tuple[datetime, str]], list[datetime]]
+"""The invoices in (creation time, id) order, their keys and their creation times."""
+
+
+def creation_time(invoice_id: str, issued: datetime) -> datetime:
+    """Return when an invoice was created in Amazon's system, for the "creation" reading.
+
+    Mostly the moment of its `date`; for one invoice in four (fixed by its id) between 1 and 36
+    hours later, millisecond precision, so many are created on a later UTC day than their date.
+    """
+    digest = hashlib.sha256(f"created/{invoice_id}".encode()).digest()
+    if digest[0] % LATE_SHARE:
+        return issued
+    low, high = (int(bound.total_seconds() * 1000) for bound in LATE_CREATION)
+    fraction = int.from_bytes(digest[1:9], "big") / 2**64
+    return issued + timedelta(milliseconds=low + int((high - low) * fraction))
 
 
 def attribute_options() -> dict[str, list[dict[str, str]]]:
@@ -111,9 +133,11 @@ class InvoiceFilter:
         )
 
 
-def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    """Return the inclusive instants covering UTC days first..last (an export's dateStart/End)."""
-    return datetime.combine(first, time.min, UTC), datetime.combine(last, time.max, UTC)
+def day_bounds(first: date, last: date, zone: tzinfo = UTC) -> tuple[datetime, datetime]:
+    """Return the inclusive UTC instants covering days first..last (an export's dateStart/End)
+    of a zone (UTC by default: [first 00:00Z, last 23:59:59.999999Z])."""
+    low = datetime.combine(first, time.min, zone).astimezone(UTC)
+    return low, datetime.combine(last, time.max, zone).astimezone(UTC)
 
 
 class Dataset:
@@ -139,6 +163,7 @@ class Dataset:
         self._keys = [i.sort_key for i in self._invoices]
         self._dates = [i.date for i in self._invoices]
         self._by_id = {i.id: i for i in self._invoices}
+        self._creation: _CreationIndex | None = None  # built on first use
 
     @classmethod
     def generate(
@@ -182,28 +207,33 @@ class Dataset:
         sort_order: str = "DESC",
         after: tuple[datetime, str] | None = None,
         limit: int | None = None,
+        by: str = BY_DATE,
     ) -> list[Invoice]:
         """Return matching invoices in sort order, starting after a (date, id) key.
 
         This is the server's query. Bounds are inclusive; `after` is exclusive (keyset paging).
+        `by="creation"` windows, orders and pages on the creation time instead of `date`
+        (the invoice_filter_date reading); `after` is then a (creation time, id) key.
         """
         if sort_order not in SORT_ORDERS:
             raise ValueError(f"sort_order must be ASC or DESC, got {sort_order!r}")
+        if by not in FILTER_DATES:
+            raise ValueError(f"by must be one of {', '.join(FILTER_DATES)}, got {by!r}")
         with self._lock:
-            low = 0 if query.date_start is None else bisect_left(self._dates, query.date_start)
-            high = (
-                len(self._dates)
-                if query.date_end is None
-                else bisect_right(self._dates, query.date_end)
-            )
+            if by == BY_CREATION:
+                invoices, keys, moments = self._creation_index()
+            else:
+                invoices, keys, moments = self._invoices, self._keys, self._dates
+            low = 0 if query.date_start is None else bisect_left(moments, query.date_start)
+            high = len(moments) if query.date_end is None else bisect_right(moments, query.date_end)
             if after is not None and sort_order == "ASC":
-                low = max(low, bisect_right(self._keys, after))
+                low = max(low, bisect_right(keys, after))
             elif after is not None:
-                high = min(high, bisect_left(self._keys, after))
+                high = min(high, bisect_left(keys, after))
             indexes = range(low, high) if sort_order == "ASC" else range(high - 1, low - 1, -1)
             found: list[Invoice] = []
             for index in indexes:
-                invoice = self._invoices[index]
+                invoice = invoices[index]
                 if query.matches(invoice):
                     found.append(invoice)
                     if limit is not None and len(found) >= limit:
@@ -227,12 +257,14 @@ class Dataset:
         external_invoice_id: str | None = None,
         transaction_identifier: tuple[str, str] | None = None,
         sort_order: str = "DESC",
+        by: str = BY_DATE,
     ) -> list[dict[str, Any]]:
         """Truth query: the API JSON of every invoice getInvoices would return, in one list.
 
         Bounds are inclusive (`date_start <= date <= date_end`); None means unbounded (unlike the
         API, whose missing dateEnd means now and missing dateStart means dateEnd - 24 h).
         Naive datetimes and strings without an offset are UTC. Default order is the API's: DESC.
+        `by="creation"`: bounds and order look at `created_at` (the invoice_filter_date reading).
         """
         query = InvoiceFilter(
             date_start=_as_datetime(date_start),
@@ -244,7 +276,7 @@ class Dataset:
             external_invoice_id=external_invoice_id,
             transaction_identifier=transaction_identifier,
         )
-        return self.render(self.select(query, sort_order=sort_order))
+        return self.render(self.select(query, sort_order=sort_order, by=by))
 
     def export_invoices(
         self,
@@ -257,13 +289,16 @@ class Dataset:
         series: str | None = None,
         external_invoice_id: str | None = None,
         transaction_identifier: tuple[str, str] | None = None,
+        by: str = BY_DATE,
+        zone: tzinfo = UTC,
     ) -> list[dict[str, Any]]:
         """Truth query of createInvoicesExport: invoices of UTC days date_start..date_end.
 
         Both days are included; the order is ascending (date, id), the order of the ZIP files.
+        `by` and `zone` follow the invoice_filter_date and bare_date_zone readings.
         """
         first, last = _as_date(date_start), _as_date(date_end)
-        low, high = day_bounds(first, last)
+        low, high = day_bounds(first, last, zone)
         return self.invoices(
             low,
             high,
@@ -274,6 +309,7 @@ class Dataset:
             external_invoice_id=external_invoice_id,
             transaction_identifier=transaction_identifier,
             sort_order="ASC",
+            by=by,
         )
 
     def nfe_xml(self, invoice_id: str, encoding: str = UTF8) -> bytes:
@@ -295,6 +331,28 @@ class Dataset:
         """Return every invoice model in ascending (date, id) order."""
         with self._lock:
             return list(self._invoices)
+
+    def _creation_index(self) -> _CreationIndex:
+        """Return the invoices in (creation time, id) order, their keys and creation times."""
+        with self._lock:
+            if self._creation is None:
+                keyed = sorted(((creation_time(i.id, i.date), i.id), i) for i in self._invoices)
+                self._creation = (
+                    [invoice for _, invoice in keyed],
+                    [key for key, _ in keyed],
+                    [key[0] for key, _ in keyed],
+                )
+            return self._creation
+
+    def created_at(self, invoice_id: str) -> datetime:
+        """Return an invoice's creation time (UTC; KeyError if unknown).
+
+        Under the invoice_filter_date="creation" reading, getInvoices' dateStart/dateEnd and
+        createInvoicesExport's range look at this instead of the record's `date`; it equals
+        `date` for three invoices in four and is 1 to 36 hours later for the rest.
+        """
+        with self._lock:
+            return creation_time(invoice_id, self._by_id[invoice_id].date)
 
     def counts_by_day(self) -> dict[date, int]:
         """Return how many invoices each UTC day holds (days without invoices included)."""
@@ -342,6 +400,7 @@ class Dataset:
             insort(self._keys, invoice.sort_key)
             insort(self._dates, invoice.date)
             self._by_id[invoice.id] = invoice
+            self._creation = None  # rebuilt on next use
             return invoice.to_api()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -45,17 +45,30 @@ class InjectedFailure:
     details: str = ""
 
 
+FAIL, CANCEL, ODD = "fail_exports", "cancel_exports", "odd_status"  # kinds of export plans
+
+
 @dataclass
 class ExportFailure:
-    """Exports planned to end in ERROR: how many more, with which message, for which dateStart."""
+    """Exports planned to end otherwise than DONE: how many more, for which dateStart, and how.
+
+    `kind` FAIL ends them in ERROR with `message`; CANCEL ends them CANCELLED (ERROR saying so
+    under the export_statuses="model" reading); ODD makes them answer `status` for ever.
+    """
 
     count: int
     message: str
     date_start: date | None = None
+    kind: str = FAIL
+    status: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """Return the plan as JSON."""
+        """Return the plan as JSON (the shape of its control key)."""
         start = self.date_start.isoformat() if self.date_start else None
+        if self.kind == CANCEL:
+            return {"count": self.count, "dateStart": start}
+        if self.kind == ODD:
+            return {"status": self.status, "count": self.count, "dateStart": start}
         return {"count": self.count, "message": self.message, "dateStart": start}
 
 
@@ -66,6 +79,10 @@ class Faults:
     - `fail_next(operation, status, count)`: the next `count` calls of an operation fail.
     - `latency[operation]`: seconds of real delay before answering ("*" = every operation).
     - `fail_exports(count)`: the next created exports end in ERROR instead of DONE.
+    - `cancel_exports(count)`: the next created exports end CANCELLED (export_statuses="reports";
+      under "model" they end ERROR with a message saying they were cancelled).
+    - `odd_status(status, count)`: the next created exports answer `status` (e.g. "PAUSED")
+      for ever, with no documents: a status no reading of the model knows.
     - `truncate_downloads(count)` / `drop_downloads(count)`: the next downloads send half the
       ZIP, announced as such (a corrupt ZIP) or announced whole (the connection drops mid-body).
     - `expire_urls(count)`: the next document URLs are issued already expired.
@@ -152,17 +169,47 @@ class Faults:
     ) -> None:
         """Make the next `count` created exports (only those of `date_start`, if given) end in
         ERROR with `message`."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        day = date.fromisoformat(date_start) if isinstance(date_start, str) else date_start
-        with self._lock:
-            self._export_failures.append(ExportFailure(count, message, day))
+        self._plan_exports(ExportFailure(count, message, _day(date_start)))
 
-    def take_export_failure(self, date_start: date) -> str | None:
-        """Consume the failure planned for an export of `date_start`; return its message."""
+    def cancel_exports(self, count: int = 1, date_start: date | str | None = None) -> None:
+        """Make the next `count` created exports (only those of `date_start`, if given) end
+        CANCELLED (under export_statuses="model": ERROR, with a message saying so)."""
+        self._plan_exports(ExportFailure(count, "", _day(date_start), CANCEL))
+
+    def odd_status(self, status: str, count: int = 1, date_start: date | str | None = None) -> None:
+        """Make the next `count` created exports (only those of `date_start`, if given) answer
+        `status` (e.g. "PAUSED") for ever instead of their life cycle, with no documents."""
+        if not isinstance(status, str) or not status:
+            raise ValueError("status must be a non-empty string")
+        self._plan_exports(ExportFailure(count, "", _day(date_start), ODD, status))
+
+    def _plan_exports(self, plan: ExportFailure) -> None:
+        """Queue a plan for the next created exports."""
+        if plan.count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._export_failures.append(plan)
+
+    def take_export_fault(self, date_start: date) -> ExportFailure | None:
+        """Consume the first plan (of any kind, in the order planned) matching an export of
+        `date_start`; return a copy of it with count 1, or None."""
         with self._lock:
             for plan in self._export_failures:
                 if plan.date_start is None or plan.date_start == date_start:
+                    plan.count -= 1
+                    if plan.count == 0:
+                        self._export_failures.remove(plan)
+                    return replace(plan, count=1)
+        return None
+
+    def take_export_failure(self, date_start: date) -> str | None:
+        """Consume the failure planned for an export of `date_start`; return its message.
+
+        Only fail_exports plans are consumed (the other kinds wait for `take_export_fault`).
+        """
+        with self._lock:
+            for plan in self._export_failures:
+                if plan.kind == FAIL and plan.date_start in (None, date_start):
                     plan.count -= 1
                     if plan.count == 0:
                         self._export_failures.remove(plan)
@@ -260,7 +307,15 @@ class Faults:
                 "deny_role": self.deny_role,
                 "latency": dict(self.latency),
                 "fail_next": pending,
-                "fail_exports": [plan.to_json() for plan in self._export_failures],
+                **{
+                    kind: [plan.to_json() for plan in self._export_failures if plan.kind == kind]
+                    for kind in (FAIL, CANCEL, ODD)
+                },
                 **{switch: self._counted[switch] for switch in COUNTED_SWITCHES},
                 "forget_exports": sorted(self._forgotten),
             }
+
+
+def _day(value: date | str | None) -> date | None:
+    """Accept a date, YYYY-MM-DD text or None."""
+    return date.fromisoformat(value) if isinstance(value, str) else value

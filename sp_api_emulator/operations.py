@@ -15,12 +15,22 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from . import catalog
-from .dataset import SORT_ORDERS, Dataset, InvoiceFilter, allowed_values, day_bounds
-from .exports import EXPORT_STATUSES, ExportRegistry
+from .dataset import (
+    BY_CREATION,
+    BY_DATE,
+    SORT_ORDERS,
+    Dataset,
+    InvoiceFilter,
+    allowed_values,
+    creation_time,
+    day_bounds,
+)
+from .exports import ZIP_BODY, ExportRegistry, listed_statuses
+from .faults import CANCEL, ODD, ExportFailure
 from .models import Invoice
 from .parsing import parse_datetime
 
@@ -36,6 +46,14 @@ TOKEN_WITH_PARAMETERS = (
     "Specifying nextToken with any other parameters will cause the request to fail."
 )
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z?")
+TOKEN_ALONE_READING, SAME_ARGUMENTS = "token_alone", "same_arguments"  # pagination readings
+PAGING_PARAMETERS = frozenset({"nextToken", "pageSize"})  # may differ between pages
+LIST_PARAMETERS = frozenset({"statuses"})  # compared as sets of values
+SAME_ARGUMENTS_MESSAGE = (
+    "Invalid Request: a nextToken must be sent with the same arguments as the call that "
+    "produced it (pageSize may differ)."
+)
 
 
 class ApiError(Exception):
@@ -148,6 +166,57 @@ def require_token_alone(query: Query) -> None:
         raise ApiError(400, "400", "Invalid Request.", TOKEN_WITH_PARAMETERS)
 
 
+def call_arguments(query: Query) -> dict[str, list[str]]:
+    """Return the arguments of a call that the next pages must repeat (pagination reading
+    "same_arguments"): every parameter but nextToken and pageSize, list values as sorted sets."""
+    arguments: dict[str, list[str]] = {}
+    for name, values in sorted(query.items()):
+        if name in PAGING_PARAMETERS:
+            continue
+        if name in LIST_PARAMETERS:
+            arguments[name] = sorted({v.strip() for value in values for v in value.split(",")})
+        else:
+            arguments[name] = list(values)
+    return arguments
+
+
+def require_same_arguments(query: Query, produced: Mapping[str, list[str]]) -> None:
+    """Refuse a nextToken sent without the arguments of the call that produced it, or with
+    others (pagination reading "same_arguments"; the nextToken description of the model)."""
+    sent = call_arguments(query)
+    if sent == dict(produced):
+        return
+    missing = sorted(set(produced) - set(sent))
+    unexpected = sorted(set(sent) - set(produced))
+    different = sorted(n for n in set(sent) & set(produced) if sent[n] != produced[n])
+    parts = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("missing", missing),
+            ("not in the first call", unexpected),
+            ("different", different),
+        )
+        if names
+    ]
+    raise ApiError(400, "InvalidInput", SAME_ARGUMENTS_MESSAGE, "; ".join(parts))
+
+
+def decode_token(
+    tokens: PageTokens, token: str, operation: str, query: Query, pagination: str
+) -> dict[str, Any]:
+    """Check a call that carries a nextToken under a pagination reading; return the payload.
+
+    "token_alone": other parameters are refused before the token is even read (Amazon's 400);
+    "same_arguments": the token must be ours, then the call must repeat its arguments.
+    """
+    if pagination != SAME_ARGUMENTS:
+        require_token_alone(query)
+        return tokens.decode(token, operation)
+    payload = tokens.decode(token, operation)
+    require_same_arguments(query, payload.get("a") or {})
+    return payload
+
+
 def get_invoices_attributes(dataset: Dataset, query: Query) -> dict[str, Any]:
     """GET /attributes: the options of every invoice attribute."""
     check_marketplace(Params(query, {"marketplaceId"}))
@@ -168,6 +237,8 @@ class PageTokens:
 
     The query (date window included) is frozen into the token, so the next page needs nothing
     else, and paging a call whose dateEnd defaulted to "now" keeps reading the same window.
+    The token also keeps the first call's arguments as sent (payload key "a"), which the
+    pagination reading "same_arguments" requires every later page to repeat.
     """
 
     _SIGNATURE_BYTES = 12
@@ -314,23 +385,33 @@ def _filter(params: Params) -> InvoiceFilter:
 
 
 def get_invoices(
-    dataset: Dataset, query: Query, *, now: datetime, tokens: PageTokens
+    dataset: Dataset,
+    query: Query,
+    *,
+    now: datetime,
+    tokens: PageTokens,
+    pagination: str = TOKEN_ALONE_READING,
+    by: str = BY_DATE,
 ) -> dict[str, Any]:
     """GET /invoices: one page of invoices in the inclusive window [dateStart, dateEnd].
 
     A nextToken replaces every other parameter but marketplaceId (and pageSize, which may
-    change from page to page); anything else sent with it is a 400, as on Amazon.
+    change from page to page); anything else sent with it is a 400, as on Amazon. Under the
+    pagination reading "same_arguments" it must come with exactly the first call's arguments
+    instead. `by="creation"` windows and pages on the invoices' creation time.
     """
     params = Params(query, GET_INVOICES_PARAMS)
     check_marketplace(params)
     next_token = params.single("nextToken")
     after: tuple[datetime, str] | None = None
+    arguments = call_arguments(query)
     if next_token is not None:
-        require_token_alone(query)
-        payload = tokens.decode(next_token, "getInvoices")
+        payload = decode_token(tokens, next_token, "getInvoices", query, pagination)
+        arguments = payload.get("a") or {}
         flt, order = InvoiceFilter.from_json(payload["q"]), payload["o"]
         page_size = _page_size(params, default=payload["n"])
         after = (parse_datetime(payload["k"][0]), payload["k"][1])
+        by = payload.get("b", BY_DATE)  # a token pages the way it began
     else:
         page_size = _page_size(params)
         params.choice("sortBy", SORT_BY)
@@ -345,20 +426,25 @@ def get_invoices(
                 f"{end.isoformat()}."
             )
         flt = replace(flt, date_start=start, date_end=end)
-    found: list[Invoice] = dataset.select(flt, sort_order=order, after=after, limit=page_size + 1)
+    found: list[Invoice] = dataset.select(
+        flt, sort_order=order, after=after, limit=page_size + 1, by=by
+    )
     page = found[:page_size]
     body: dict[str, Any] = {"invoices": dataset.render(page)}
     if len(found) > page_size:
         last = page[-1]
-        body["nextToken"] = tokens.encode(
-            {
-                "op": "getInvoices",
-                "q": flt.to_json(),
-                "o": order,
-                "n": page_size,
-                "k": [last.date.isoformat(), last.id],
-            }
-        )
+        moment = creation_time(last.id, last.date) if by == BY_CREATION else last.date
+        payload = {
+            "op": "getInvoices",
+            "q": flt.to_json(),
+            "o": order,
+            "n": page_size,
+            "k": [moment.isoformat(), last.id],
+            "a": arguments,  # what "same_arguments" compares the next call with
+        }
+        if by != BY_DATE:
+            payload["b"] = by
+        body["nextToken"] = tokens.encode(payload)
     return body
 
 
@@ -385,16 +471,23 @@ GET_EXPORTS_PARAMS = frozenset(
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """A validated createInvoicesExport body: inclusive UTC days and the invoice filters."""
+    """A validated createInvoicesExport body: inclusive days, the invoice filters, and the
+    inclusive UTC instants the export covers (`window`: the days' bounds in the bare-date zone,
+    or the exact date-times under export_dates="date_time")."""
 
     date_start: date
     date_end: date
     filter: InvoiceFilter
     body: Mapping[str, Any]  # as sent
+    window: tuple[datetime, datetime] | None = None
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """Return the inclusive UTC instants the export covers."""
+        return self.window or day_bounds(self.date_start, self.date_end)
 
     def invoice_filter(self) -> InvoiceFilter:
         """Return the filter with the date window of the days (the getInvoices selection)."""
-        low, high = day_bounds(self.date_start, self.date_end)
+        low, high = self.bounds()
         return replace(self.filter, date_start=low, date_end=high)
 
 
@@ -423,11 +516,44 @@ def _date_field(body: Mapping[str, Any], name: str) -> date | None:
         ) from None
 
 
-def parse_export_request(raw: bytes, *, today: date) -> ExportRequest:
+def _date_time_field(body: Mapping[str, Any], name: str) -> datetime | None:
+    """Return a YYYY-MM-DDTHH:MM:SS[.fff][Z] field as a UTC datetime (export_dates="date_time",
+    the form of the model's example body); a bare date or an offset is refused."""
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or not DATE_TIME.fullmatch(value):
+            raise ValueError
+        return parse_datetime(value)
+    except ValueError:
+        raise invalid(
+            f"Invalid value {value!r} for field {name}: expected a date-time "
+            "YYYY-MM-DDTHH:MM:SS (UTC, optionally with a fraction and a Z), e.g. "
+            "2024-07-01T00:00:00."
+        ) from None
+
+
+def _end_of_second(moment: datetime) -> datetime:
+    """Return the last instant of the second `moment` falls in (dateEnd covers its second)."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1) - timedelta(microseconds=1)
+
+
+def parse_export_request(
+    raw: bytes,
+    *,
+    today: date,
+    export_dates: str = "date",
+    zone: tzinfo = UTC,
+    now: datetime | None = None,
+) -> ExportRequest:
     """Validate a createInvoicesExport JSON body (ExportInvoicesRequest).
 
-    dateEnd defaults to today and dateStart to the day before (Amazon: 24 hours before the
-    request); both days are included.
+    export_dates="date" (the model's `format: date`): dateEnd defaults to `today` and dateStart
+    to the day before (Amazon: 24 hours before the request); both days are included, as days
+    of `zone` (the bare_date_zone reading). export_dates="date_time" (the model's example
+    body): the exact instants, dateEnd included to the end of its second; dateEnd defaults to
+    `now` and dateStart to 24 hours before it.
     """
     try:
         body = json.loads(raw.decode("utf-8") or "null")
@@ -444,10 +570,23 @@ def parse_export_request(raw: bytes, *, today: date) -> ExportRequest:
     marketplace_value(marketplace, "field marketplaceId")
     file_format = _text_field(body, "fileFormat")
     one_of(file_format, "field fileFormat", FILE_FORMATS)
-    end = _date_field(body, "dateEnd") or today
-    start = _date_field(body, "dateStart") or end - timedelta(days=1)
-    if end < start:
-        raise invalid(f"Invalid date range: dateEnd {end} is before dateStart {start}.")
+    window: tuple[datetime, datetime] | None = None
+    if export_dates == "date_time":
+        end_at = _date_time_field(body, "dateEnd") or (now or datetime.now(UTC))
+        start_at = _date_time_field(body, "dateStart") or end_at - timedelta(hours=24)
+        if end_at < start_at:
+            raise invalid(
+                f"Invalid date range: dateEnd {end_at.isoformat()} is before dateStart "
+                f"{start_at.isoformat()}."
+            )
+        window = (start_at, _end_of_second(end_at))
+        start, end = start_at.date(), end_at.date()
+    else:
+        end = _date_field(body, "dateEnd") or today
+        start = _date_field(body, "dateStart") or end - timedelta(days=1)
+        if end < start:
+            raise invalid(f"Invalid date range: dateEnd {end} is before dateStart {start}.")
+        window = day_bounds(start, end, zone)
     statuses = body.get("statuses")
     if statuses is not None and (
         not isinstance(statuses, list)
@@ -483,7 +622,7 @@ def parse_export_request(raw: bytes, *, today: date) -> ExportRequest:
         identifier=pair,
         labels=lambda name: labels.get(name, f"field {name}"),
     )
-    return ExportRequest(start, end, flt, body)
+    return ExportRequest(start, end, flt, body, window)
 
 
 def create_invoices_export(
@@ -492,44 +631,66 @@ def create_invoices_export(
     raw: bytes,
     *,
     today: date,
-    planned_error: Callable[[date], str | None],
+    planned_fault: Callable[[date], ExportFailure | None] = lambda _day: None,
     max_days: int | None = None,
+    export_dates: str = "date",
+    zone: tzinfo = UTC,
+    now: datetime | None = None,
+    by: str = BY_DATE,
+    document_body: str = ZIP_BODY,
 ) -> dict[str, Any]:
     """POST /exports: snapshot the matching invoices into a new export; answer its id.
 
-    `planned_error(dateStart)` returns the errorMessage of an export a fault makes fail.
+    `planned_fault(dateStart)` returns the fault planned for the export (ERROR with a message,
+    CANCELLED, or an odd status), if any.
     `max_days`: the longest date range accepted (the model states none; an API that has one
     would answer a longer range with a 400, as here).
+    The readings: `export_dates` and `zone` (bare_date_zone) say how dateStart/dateEnd read,
+    `by` (invoice_filter_date) what time the range looks at, `document_body` what documents
+    the export makes.
     """
-    request = parse_export_request(raw, today=today)
+    request = parse_export_request(raw, today=today, export_dates=export_dates, zone=zone, now=now)
     days = (request.date_end - request.date_start).days + 1
     if max_days is not None and days > max_days:
         raise invalid(
             f"Invalid date range: dateStart {request.date_start} to dateEnd {request.date_end} "
             f"spans {days} days; the maximum is {max_days} days."
         )
-    found = dataset.select(request.invoice_filter(), sort_order="ASC")
+    found = dataset.select(request.invoice_filter(), sort_order="ASC", by=by)
+    fault = planned_fault(request.date_start)
+    kind = fault.kind if fault else None
     export = registry.create(
         (invoice.id for invoice in found),
         request.date_start,
         request.date_end,
-        planned_error(request.date_start),
+        fault.message if fault and kind not in (CANCEL, ODD) else None,
         request.body,
+        window=request.bounds(),
+        cancelled=kind == CANCEL,
+        odd_status=fault.status if fault and kind == ODD else None,
+        body=document_body,
     )
     return {"exportId": export.export_id}
 
 
 def get_invoices_export(
-    registry: ExportRegistry, export_id: str, *, forgotten: Callable[[str], bool]
+    registry: ExportRegistry,
+    export_id: str,
+    *,
+    forgotten: Callable[[str], bool],
+    statuses: str = "model",
 ) -> dict[str, Any]:
-    """GET /exports/{exportId}: one export as it stands now, or 404 NotFound."""
+    """GET /exports/{exportId}: one export as it stands now, or 404 NotFound.
+
+    `statuses` is the export_statuses reading its status is named in.
+    """
     try:
         if forgotten(export_id):
             raise KeyError(export_id)
         export = registry.get(export_id)
     except KeyError:
         raise ApiError(404, "NotFound", f"Export {export_id} was not found.") from None
-    return {"export": registry.to_api(export)}
+    return {"export": registry.to_api(export, statuses)}
 
 
 def get_invoices_exports(
@@ -539,22 +700,27 @@ def get_invoices_exports(
     now: datetime,
     tokens: PageTokens,
     forgotten: Callable[[str], bool],
+    pagination: str = TOKEN_ALONE_READING,
+    statuses: str = "model",
 ) -> dict[str, Any]:
     """GET /exports: exports created in [dateStart, dateEnd] (default: the last 30 days), oldest
-    first, optionally of one status; paged like getInvoices (a nextToken stands alone)."""
+    first, optionally of one status; paged like getInvoices (a nextToken stands alone, or comes
+    with the same arguments under the pagination reading "same_arguments"). Statuses are
+    named, and filtered, as the export_statuses reading `statuses` names them."""
     params = Params(query, GET_EXPORTS_PARAMS)
     check_marketplace(params)
     next_token = params.single("nextToken")
     after = -1
+    arguments = call_arguments(query)
     if next_token is not None:
-        require_token_alone(query)
-        payload = tokens.decode(next_token, "getInvoicesExports")
+        payload = decode_token(tokens, next_token, "getInvoicesExports", query, pagination)
+        arguments = payload.get("a") or {}
         start, end = parse_datetime(payload["w"][0]), parse_datetime(payload["w"][1])
         status, after = payload["s"], payload["k"]
         page_size = _page_size(params, payload["n"], MAX_EXPORTS_PAGE_SIZE)
     else:
         page_size = _page_size(params, MAX_EXPORTS_PAGE_SIZE, MAX_EXPORTS_PAGE_SIZE)
-        status = params.choice("status", EXPORT_STATUSES)
+        status = params.choice("status", listed_statuses(statuses))
         end = params.date_time("dateEnd") or now
         start = params.date_time("dateStart") or end - DEFAULT_EXPORTS_WINDOW
         if start > end:
@@ -563,10 +729,16 @@ def get_invoices_exports(
                 f"{end.isoformat()}."
             )
     found = registry.listing(
-        start, end, status=status, after=after, limit=page_size + 1, hidden=forgotten
+        start,
+        end,
+        status=status,
+        after=after,
+        limit=page_size + 1,
+        hidden=forgotten,
+        reading=statuses,
     )
     page = found[:page_size]
-    body: dict[str, Any] = {"exports": [registry.to_api(export) for export in page]}
+    body: dict[str, Any] = {"exports": [registry.to_api(export, statuses) for export in page]}
     if len(found) > page_size:
         body["nextToken"] = tokens.encode(
             {
@@ -575,6 +747,7 @@ def get_invoices_exports(
                 "s": status,
                 "n": page_size,
                 "k": page[-1].sequence,
+                "a": arguments,  # what "same_arguments" compares the next call with
             }
         )
     return body

@@ -92,8 +92,14 @@ class UrlSigner:
         text = "\n".join([document_id, *(params[name] for name in SIGNED), params[SESSION]])
         return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, base_url: str, document_id: str, *, expired: bool = False) -> str:
-        """Return a fresh URL for a document; `expired` issues it already too old."""
+    def issue(
+        self, base_url: str, document_id: str, *, expired: bool = False, suffix: str = ".zip"
+    ) -> str:
+        """Return a fresh URL for a document; `expired` issues it already too old.
+
+        `suffix` ends the path: ".zip", or ".xml" for a document of the document_body="xml"
+        reading (the model's example URL ends in `<documentId>.xml`).
+        """
         now = self.wall.clock()
         issued = now - (self.ttl + 1) if expired else now
         moment = self.wall.at(issued)
@@ -110,7 +116,7 @@ class UrlSigner:
         with self._lock:
             self._expiry = {s: t for s, t in self._expiry.items() if t > now - 3600}
             self._expiry[signature] = issued + self.ttl
-        path = DOWNLOAD_PREFIX + quote(document_id) + ".zip"
+        path = DOWNLOAD_PREFIX + quote(document_id) + suffix
         return f"{base_url}{path}?{urlencode(params)}"
 
     def check(self, document_id: str, query: Mapping[str, list[str]]) -> S3Error | None:

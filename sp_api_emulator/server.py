@@ -6,7 +6,11 @@ Order of checks on an SP-API route, as Amazon's gateway does it: Authorization h
 access token, role, rate limit; then injected faults and latency; then the operation itself.
 
 The export documents are served like S3 serves them: under /_s3/documents/ with a pre-signed
-query string and no SP-API credentials at all (any are refused), streamed from a ZIP on disk.
+query string and no SP-API credentials at all (any are refused), streamed from a ZIP on disk
+(or, under the document_body="xml" reading, one invoice's NF-e XML).
+
+Where the model reads two ways, `server.readings` (a frozen `Readings`, read on every request,
+so a test may replace it) says which reading is served; see sp_api_emulator/README.md.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ from .exports import (
     DEFAULT_MAX_INVOICES_PER_DOCUMENT,
     DEFAULT_PROCESSING_SECONDS,
     DEFAULT_QUEUE_SECONDS,
+    XML_BODY,
+    Document,
     Export,
     ExportRegistry,
     ExportTiming,
@@ -48,6 +54,7 @@ from .faults import (
     DROP,
     GARBLE,
     LWA_OPERATION,
+    TRUNCATE,
     Faults,
 )
 from .lwa import DEFAULT_TOKEN_TTL, LwaCredentials, TokenState, TokenStore, exchange
@@ -63,6 +70,7 @@ from .presign import (
     s3_error,
 )
 from .rate_limits import API_PREFIX, USAGE_PLANS, RateLimiter
+from .readings import Readings
 from .stats import RequestRecord, Stats
 from .zip_store import Entry, ZipStore
 
@@ -77,6 +85,12 @@ ZIP = "application/zip"
 CHUNK = 256 * 1024  # bytes per write when streaming a ZIP
 SUCCESS_STATUS = {"createInvoicesExport": 202}  # every other operation answers 200
 FOREIGN_AUTH_HEADERS = ("authorization", "x-amz-access-token")
+RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
+# bare_date_zone reading -> zone (Brazil has kept UTC-03:00 all year since 2019)
+BARE_DATE_ZONES: dict[str, tzinfo] = {
+    "UTC": UTC,
+    "America/Sao_Paulo": timezone(timedelta(hours=-3), "America/Sao_Paulo"),
+}
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,7 @@ class EmulatorServer:
         reuse_identical_documents: bool = False,
         encoding_mix: bool = False,
         max_export_days: int | None = None,
+        readings: Readings | None = None,
     ) -> None:
         """Configure the emulator.
 
@@ -204,6 +219,9 @@ class EmulatorServer:
             answered 400 InvalidInput (the model states no limit: default none).
         encoding_mix: render some NF-e files in ISO-8859-1 or with a UTF-8 BOM (fixed per
             invoice by `nfe_xml.encoding_for`); otherwise every file is plain UTF-8.
+        readings: which reading of the model to serve where it contradicts itself (default
+            `Readings()`, the behaviour before readings existed). Kept as `self.readings` and
+            read on every request, so a test may replace it while the server runs.
         """
         require_loopback(host)
         self.dataset = dataset
@@ -222,6 +240,7 @@ class EmulatorServer:
         self._now = now or self.wall.now
         self.encoding_mix = encoding_mix
         self.max_export_days = max_export_days
+        self.readings = readings if readings is not None else Readings()
         self.exports = ExportRegistry(
             self.wall,
             ExportTiming(export_queue_seconds, export_processing_seconds),
@@ -237,29 +256,32 @@ class EmulatorServer:
                 self.dataset, r.query
             ),
             "getInvoices": lambda m, r: operations.get_invoices(
-                self.dataset, r.query, now=self._now(), tokens=self._page_tokens
+                self.dataset,
+                r.query,
+                now=self._now(),
+                tokens=self._page_tokens,
+                pagination=self.readings.pagination,
+                by=self.readings.invoice_filter_date,
             ),
             "getInvoice": lambda m, r: operations.get_invoice(
                 self.dataset, unquote(m["invoiceId"]), r.query
             ),
-            "createInvoicesExport": lambda m, r: operations.create_invoices_export(
-                self.dataset,
-                self.exports,
-                self._json_body(r),
-                today=self.wall.now().date(),
-                planned_error=self.faults.take_export_failure,
-                max_days=self.max_export_days,
-            ),
+            "createInvoicesExport": lambda m, r: self._create_export(r),
             "getInvoicesExports": lambda m, r: operations.get_invoices_exports(
                 self.exports,
                 r.query,
                 now=self.wall.now(),
                 tokens=self._page_tokens,
                 forgotten=self.faults.is_forgotten,
+                pagination=self.readings.pagination,
+                statuses=self.readings.export_statuses,
             ),
             "getInvoicesExport": lambda m, r: self._prepare_documents(
                 operations.get_invoices_export(
-                    self.exports, unquote(m["exportId"]), forgotten=self.faults.is_forgotten
+                    self.exports,
+                    unquote(m["exportId"]),
+                    forgotten=self.faults.is_forgotten,
+                    statuses=self.readings.export_statuses,
                 )
             ),
             "getInvoicesDocument": lambda m, r: operations.get_invoices_document(
@@ -346,6 +368,15 @@ class EmulatorServer:
         self.stats.reset()
         self.limiter.reset()
 
+    def creation_time(self, invoice_id: str) -> datetime:
+        """Return when an invoice was created (what invoice_filter_date="creation" filters on)."""
+        return self.dataset.created_at(invoice_id)
+
+    def set_readings(self, **changes: Any) -> Readings:
+        """Change some readings while the server runs (values may be text); return them all."""
+        self.readings = self.readings.with_changes(changes)
+        return self.readings
+
     def export_requests(self) -> list[Export]:
         """Return every export created so far, oldest first (`query`: the body as sent)."""
         return self.exports.all()
@@ -373,7 +404,9 @@ class EmulatorServer:
         message?}] or one such object), rate_overrides ({operation: rate | null}),
         expire_tokens (bool), set_status ([{invoiceId, status, errorCode?, govResponse?}]),
         fail_exports ([{count?, message?, dateStart?}] or one such object),
-        truncate_downloads / drop_downloads / expire_urls (count), forget_exports ([exportId]).
+        truncate_downloads / drop_downloads / expire_urls (count), forget_exports ([exportId]),
+        cancel_exports ([{count?, dateStart?}] or one such object), odd_status ([{status,
+        count?, dateStart?}] or one such object), readings ({name: value}: change readings).
         Operation names are those of the usage plans plus "lwaToken", "download" and "*".
         """
         known = {
@@ -389,10 +422,18 @@ class EmulatorServer:
             "drop_downloads",
             "expire_urls",
             "forget_exports",
+            "cancel_exports",
+            "odd_status",
+            "readings",
         }
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ValueError(f"unknown control key(s): {', '.join(unknown)}")
+        if "readings" in changes:
+            readings = changes["readings"]
+            if not isinstance(readings, Mapping):
+                raise ValueError("readings must be an object of reading names and values")
+            self.readings = self.readings.with_changes(dict(readings))
         if changes.get("reset_faults"):
             self.faults.reset()
         if "deny_role" in changes:
@@ -433,6 +474,12 @@ class EmulatorServer:
             self.faults.drop_downloads(int(changes["drop_downloads"]))
         if changes.get("expire_urls"):
             self.faults.expire_urls(int(changes["expire_urls"]))
+        plans = changes.get("cancel_exports") or []
+        for spec in [plans] if isinstance(plans, Mapping) else plans:
+            self.faults.cancel_exports(int(spec.get("count", 1)), spec.get("dateStart"))
+        plans = changes.get("odd_status") or []
+        for spec in [plans] if isinstance(plans, Mapping) else plans:
+            self.faults.odd_status(spec["status"], int(spec.get("count", 1)), spec.get("dateStart"))
         forgotten = changes.get("forget_exports") or []
         if isinstance(forgotten, str) or not all(isinstance(i, str) for i in forgotten):
             raise ValueError("forget_exports must be a list of export ids")
@@ -440,8 +487,12 @@ class EmulatorServer:
         return self.state()
 
     def state(self) -> dict[str, Any]:
-        """Return the fault switches and rate overrides as JSON."""
-        return {**self.faults.snapshot(), "rate_overrides": self.limiter.overrides}
+        """Return the fault switches, rate overrides and readings as JSON."""
+        return {
+            **self.faults.snapshot(),
+            "rate_overrides": self.limiter.overrides,
+            "readings": self.readings.to_json(),
+        }
 
     def info(self) -> dict[str, Any]:
         """Return what a subprocess client needs to rebuild the truth: seed, range, scale."""
@@ -464,6 +515,7 @@ class EmulatorServer:
             "encodingMix": self.encoding_mix,
             "maxExportDays": self.max_export_days,
             "exports": len(self.exports.all()),
+            "readings": self.readings.to_json(),
         }
 
     # --- request handling -------------------------------------------------------------------
@@ -507,7 +559,9 @@ class EmulatorServer:
 
     def _sp_api(self, operation: str, match: re.Match[str], request: Request) -> Response:
         """Answer an SP-API operation after the gateway checks."""
-        headers = {"x-amzn-RateLimit-Limit": self.limiter.header(operation)}
+        headers = {}
+        if self.readings.rate_limit_header:
+            headers[RATE_LIMIT_HEADER] = self.limiter.header(operation)
 
         def fail(status: int, code: str, message: str, details: str = "") -> Response:
             return Response(status, error_body(code, message, details), headers)
@@ -561,16 +615,41 @@ class EmulatorServer:
 
     # --- export documents: URLs, ZIPs, downloads ---------------------------------------------
 
+    def _create_export(self, request: Request) -> dict[str, Any]:
+        """Answer createInvoicesExport under the readings in force."""
+        readings = self.readings
+        zone = BARE_DATE_ZONES[readings.bare_date_zone]
+        now = self.wall.now()
+        return operations.create_invoices_export(
+            self.dataset,
+            self.exports,
+            self._json_body(request),
+            today=now.astimezone(zone).date(),
+            planned_fault=self.faults.take_export_fault,
+            max_days=self.max_export_days,
+            export_dates=readings.export_dates,
+            zone=zone,
+            now=now,
+            by=readings.invoice_filter_date,
+            document_body=readings.document_body,
+        )
+
     def _issue_url(self, document_id: str) -> str:
         """Return a fresh pre-signed URL and start building the ZIP it points to."""
-        self.zips.prepare(self.exports.document(document_id))
+        document = self.exports.document(document_id)
+        if document.body != XML_BODY:
+            self.zips.prepare(document)
         expired = self.faults.take("expire_urls")
-        return self.signer.issue(self._base_url(), document_id, expired=expired)
+        return self.signer.issue(
+            self._base_url(), document_id, expired=expired, suffix=document.suffix
+        )
 
     def _prepare_documents(self, body: dict[str, Any]) -> dict[str, Any]:
         """Start building the ZIPs of an export seen DONE, so large ones are ready in time."""
         for document_id in body["export"]["invoicesDocumentIds"]:
-            self.zips.prepare(self.exports.document(document_id))
+            document = self.exports.document(document_id)
+            if document.body != XML_BODY:
+                self.zips.prepare(document)
         return body
 
     def _zip_entry(self, invoice_id: str) -> Entry:
@@ -581,7 +660,8 @@ class EmulatorServer:
         return data, issued
 
     def _download(self, request: Request) -> Response:
-        """Answer GET /_s3/documents/<id>.zip?<pre-signed query> the way S3 would."""
+        """Answer GET /_s3/documents/<id>.zip?<pre-signed query> the way S3 would (<id>.xml
+        for a document of the document_body="xml" reading: the invoice's NF-e XML)."""
         request_id = uuid.uuid4().hex[:16].upper()
 
         def s3_fail(error: S3Error) -> Response:
@@ -592,7 +672,9 @@ class EmulatorServer:
             if request.header(header) is not None:
                 return s3_fail(foreign_auth_error(header))
         name = unquote(request.path[len(DOWNLOAD_PREFIX) :])
-        document_id = name.removesuffix(".zip")
+        document_id, dot, suffix = name.rpartition(".")
+        if not dot:
+            document_id, suffix = name, ""
         error = self.signer.check(document_id, request.query)
         if error is not None:
             return s3_fail(error)
@@ -600,10 +682,14 @@ class EmulatorServer:
             document = self.exports.document(document_id)
         except KeyError:
             return s3_fail(s3_error(404))
+        if f".{suffix}" != document.suffix:
+            return s3_fail(s3_error(404))
         self._wait(DOWNLOAD_OPERATION)
         failure = self.faults.take_failure(DOWNLOAD_OPERATION)
         if failure is not None:
             return s3_fail(s3_error(failure.status, failure.message))
+        if document.body == XML_BODY:
+            return self._xml_document(document, request_id)
         path = self.zips.path(document)
         size = path.stat().st_size
         fault = self.faults.take_download_fault()
@@ -615,6 +701,22 @@ class EmulatorServer:
             "Content-Disposition": f'attachment; filename="{document_id}.zip"',
         }
         return Response(200, b"", headers, ZIP, FileBody(path, length, send))
+
+    def _xml_document(self, document: Document, request_id: str) -> Response:
+        """Serve an "xml" document: its one invoice's NF-e file, as the ZIP entry would hold it.
+
+        A truncated download announces and sends half the bytes; a dropped one announces them
+        all and closes the connection after half.
+        """
+        data, _ = self._zip_entry(document.invoice_ids[0])
+        fault = self.faults.take_download_fault()
+        body = data[: len(data) // 2] if fault == TRUNCATE else data
+        headers = {
+            "x-amz-request-id": request_id,
+            "ETag": f'"{document.document_id.replace("-", "")[:32]}"',
+            "Content-Disposition": f'attachment; filename="{document.document_id}.xml"',
+        }
+        return Response(200, body, headers, XML, cut=fault == DROP)
 
     def _wait(self, operation: str) -> None:
         """Sleep the injected latency of an operation (real seconds)."""
