@@ -1,0 +1,192 @@
+"""The connector under every reading of the API model: each test runs the affected streams
+through the CLI against the emulator with each value of the emulator's switch for that reading
+(sp_api_emulator/readings.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from integration_tests.conftest import START, TIME_SCALE, catalog, state_of
+from integration_tests.test_documents import END_OF_WEEK, truth
+from integration_tests.test_one_pass import DOCUMENT_STREAMS, items_of
+from sp_api_emulator import CHOICES, Dataset, EmulatorServer, Readings
+
+
+def values(field: str) -> list[Any]:
+    return list(CHOICES[field])
+
+
+def read_with(emulator: EmulatorServer, **changes: Any) -> None:
+    emulator.readings = replace(emulator.readings, **changes)
+
+
+@pytest.fixture
+def week(emulator) -> dict[str, Any]:
+    """The first week in one-day export windows and seven-day invoice windows."""
+    return emulator.connector_config(
+        START, replication_end_date=END_OF_WEEK, documents_window_days=1
+    )
+
+
+def assert_documents_complete(run, dataset, first="2024-01-01", last="2024-01-07") -> None:
+    assert run.returncode == 0, run.errors()
+    expected = set(truth(dataset, first, last))
+    assert {r["invoiceId"] for r in run.records("invoice_documents")} == expected
+    assert {(r["invoiceId"], r["itemNumber"]) for r in run.records("invoice_items")} == items_of(
+        dataset, expected
+    )
+
+
+@pytest.mark.parametrize("pagination", values("pagination"))
+def test_every_page_of_invoices_and_exports_under_either_nextToken_rule(
+    cli, emulator, dataset, pagination
+):
+    # Exports to list: more than a page of getInvoicesExports (100).
+    for n in range(130):
+        emulator.exports.create([], date(2024, 1, 1), date(2024, 1, 1), query={"n": n})
+    read_with(emulator, pagination=pagination)
+    config = emulator.connector_config(START, replication_end_date="2024-01-22T00:00:00Z")
+    run = cli.run("read", config, catalog=catalog("invoices", "invoice_exports"))
+    assert run.returncode == 0, run.errors()
+    expected = {i["id"] for i in dataset.invoices("2024-01-01T00:00:00", "2024-01-21T23:59:59.999")}
+    assert {r["id"] for r in run.records("invoices")} == expected
+    assert len({r["exportId"] for r in run.records("invoice_exports")}) == 130
+    switches = run.logs().count("from now on, as the other reading of the API model says")
+    assert switches == (2 if pagination == "same_arguments" else 0)  # once per operation
+    assert emulator.stats.count("getInvoices", 400) == (1 if pagination == "same_arguments" else 0)
+
+
+@pytest.mark.parametrize("export_dates", values("export_dates"))
+def test_exports_are_created_whichever_date_form_amazon_takes(
+    cli, emulator, dataset, week, export_dates
+):
+    read_with(emulator, export_dates=export_dates)
+    run = cli.run("read", week, catalog=catalog(*DOCUMENT_STREAMS))
+    assert_documents_complete(run, dataset)
+    bodies = [e.query for e in emulator.export_requests()]
+    refused = emulator.stats.count("createInvoicesExport", 400)
+    if export_dates == "date_time":
+        assert refused == 1 and all(b["dateStart"].endswith("T00:00:00") for b in bodies)
+        assert all(b["dateEnd"].endswith("T23:59:59") for b in bodies)
+        assert run.logs().count("sending date-times") == 1
+    else:
+        assert refused == 0 and all(len(b["dateStart"]) == 10 for b in bodies)
+
+
+@pytest.mark.parametrize("export_statuses", values("export_statuses"))
+@pytest.mark.parametrize("fault", ["none", "fail", "cancel"])
+def test_exports_are_waited_on_and_created_again_under_either_set_of_statuses(
+    cli, emulator, dataset, week, export_statuses, fault
+):
+    read_with(emulator, export_statuses=export_statuses)
+    if fault == "fail":
+        emulator.faults.fail_exports(1, date_start="2024-01-02")
+    elif fault == "cancel":
+        emulator.faults.cancel_exports(1, date_start="2024-01-03")
+    week["replication_end_date"] = "2024-01-05T00:00:00Z"
+    run = cli.run("read", week, catalog=catalog(*DOCUMENT_STREAMS))
+    assert_documents_complete(run, dataset, last="2024-01-04")
+    created = [e.query["dateStart"] for e in emulator.export_requests()]
+    assert len(created) == 4 + (fault != "none")  # one export created again at most
+    if export_statuses == "reports":
+        assert "is IN_QUEUE" in run.logs() or "is IN_PROGRESS" in run.logs()
+
+
+@pytest.mark.parametrize("export_statuses", values("export_statuses"))
+def test_a_status_no_reading_names_fails_naming_it_after_a_bounded_wait(
+    cli, emulator, week, export_statuses
+):
+    read_with(emulator, export_statuses=export_statuses)
+    emulator.faults.odd_status("PAUSED", date_start="2024-01-01")
+    week["replication_end_date"] = "2024-01-02T00:00:00Z"
+    run = cli.run("read", week, catalog=catalog("invoice_documents"))
+    assert run.returncode != 0
+    message = run.errors()[0]["message"]
+    assert "stayed in status 'PAUSED'" in message and "2024-01-01..2024-01-01" in message
+    assert len(emulator.export_requests()) == 1  # waited on, not created again
+
+
+@pytest.mark.parametrize("document_body", values("document_body"))
+def test_documents_are_read_whether_the_body_is_a_zip_or_one_xml_file(
+    cli, emulator, dataset, week, document_body
+):
+    read_with(emulator, document_body=document_body)
+    week["replication_end_date"] = "2024-01-03T00:00:00Z"
+    run = cli.run("read", week, catalog=catalog(*DOCUMENT_STREAMS))
+    assert_documents_complete(run, dataset, last="2024-01-02")
+    documents = emulator.stats.count("getInvoicesDocument", 200)
+    warnings = run.logs().count("is one XML file, not a ZIP")
+    assert warnings == (documents if document_body == "xml" else 0)
+    assert emulator.stats.count("getInvoicesDocument", 200) == len(
+        {r["invoicesDocumentId"] for r in run.records("invoice_documents")}
+    )  # each read once: no retry of a body that is one XML file
+
+
+def test_a_whole_sync_without_the_rate_limit_header_keeps_the_documented_plans(cli, dataset):
+    with EmulatorServer(
+        dataset, time_scale=TIME_SCALE, readings=Readings(rate_limit_header=False)
+    ) as emulator:
+        config = emulator.connector_config(
+            START, replication_end_date="2024-01-02T00:00:00Z", documents_window_days=1
+        )
+        streams = ("invoice_attributes", "invoices", "invoice_exports", *DOCUMENT_STREAMS)
+        run = cli.run("read", config, catalog=catalog(*streams))
+        assert_documents_complete(run, dataset, last="2024-01-01")
+        assert {r["id"] for r in run.records("invoices")} == set(truth(dataset, last="2024-01-01"))
+        assert "Amazon applies" not in run.logs()  # no rate learnt: the plans stay
+        assert emulator.stats.count(status=429) == 0
+
+
+def test_no_invoice_is_dropped_when_getInvoices_filters_on_the_creation_time(cli):
+    dataset = Dataset.generate(seed=8, start=date(2024, 1, 1), days=14, invoices_per_day=(5, 30))
+    with EmulatorServer(
+        dataset, time_scale=TIME_SCALE, readings=Readings(invoice_filter_date="creation")
+    ) as emulator:
+        config = emulator.connector_config(
+            START, replication_end_date="2024-01-15T00:00:00Z", invoices_window_days=1
+        )
+        run = cli.run("read", config, catalog=catalog("invoices"))
+        assert run.returncode == 0, run.errors()
+        end = datetime(2024, 1, 15)
+        created = {
+            i["id"]: emulator.dataset.created_at(i["id"]).replace(tzinfo=None)
+            for i in dataset.invoices("2023-12-01T00:00:00", "2024-02-01T00:00:00")
+        }
+        expected = {i for i, at in created.items() if datetime(2024, 1, 1) <= at < end}
+        crossing = {
+            i["id"]
+            for i in dataset.invoices("2024-01-01T00:00:00", "2024-01-14T23:59:59.999")
+            if i["id"] in expected and created[i["id"]].date().isoformat() != i["date"][:10]
+        }
+        assert crossing, "the data set has invoices created on another day than their date"
+        assert {r["id"] for r in run.records("invoices")} == expected
+
+
+def test_no_invoice_of_a_day_is_lost_when_amazon_reads_dates_in_brazils_time(cli):
+    dataset = Dataset.generate(seed=9, start=date(2024, 1, 1), days=10, invoices_per_day=(5, 30))
+    with EmulatorServer(
+        dataset, time_scale=TIME_SCALE, readings=Readings(bare_date_zone="America/Sao_Paulo")
+    ) as emulator:
+        streams = catalog(*DOCUMENT_STREAMS)
+        config = emulator.connector_config(
+            "2024-01-02T00:00:00Z", replication_end_date="2024-01-05T00:00:00Z", lookback_days=0
+        )
+        first = cli.run("read", config, catalog=streams)
+        assert first.returncode == 0, first.errors()
+        config["replication_end_date"] = "2024-01-09T00:00:00Z"
+        state = [s for name in DOCUMENT_STREAMS for s in state_of(name, first.states(name)[-1])]
+        second = cli.run("read", config, catalog=streams, state=state)
+        assert second.returncode == 0, second.errors()
+    read = {r["invoiceId"] for run in (first, second) for r in run.records("invoice_documents")}
+    # Brazil's days 2024-01-02 .. 2024-01-08: from 03:00 UTC on the 2nd to 03:00 on the 9th.
+    low, high = datetime(2024, 1, 2, 3), datetime(2024, 1, 9, 3)
+    brazil = {
+        i["id"]
+        for i in dataset.invoices("2024-01-02T00:00:00", "2024-01-09T23:59:59.999")
+        if low <= datetime.fromisoformat(i["date"][:19]) < high
+    }
+    assert read == brazil  # the two syncs' days join without a gap
