@@ -9,6 +9,7 @@ import time
 from integration_tests.conftest import catalog
 from integration_tests.test_cli import truth as invoice_truth
 from integration_tests.test_documents import truth as document_truth
+from sp_api_emulator import DOWNLOAD_OPERATION
 
 ALL_STREAMS = ("invoice_attributes", "invoices", "invoice_exports", "invoice_documents")
 END_OF_DAY_3 = "2024-01-04T00:00:00Z"
@@ -122,10 +123,29 @@ def test_no_secret_or_access_token_appears_in_any_output(cli, emulator, dataset)
     outputs.append(cli.run("check", config))
     emulator.faults.deny_role = False
     outputs.append(cli.run("check", {**config, "refresh_token": config["refresh_token"] + "x"}))
+    # Every way a download fails (whichever document each hits, and whether the read then
+    # recovers), then a document whose URLs all expire: pre-signed URLs must not be printed.
+    emulator.faults.expire_urls(1)
+    emulator.faults.truncate_downloads(1)
+    emulator.faults.drop_downloads(1)
+    emulator.faults.fail_next(DOWNLOAD_OPERATION, 500)
+    emulator.faults.fail_next(DOWNLOAD_OPERATION, 403)
+    outputs.append(cli.run("read", config, catalog=catalog("invoice_documents")))
+    emulator.faults.reset()
+    emulator.faults.expire_urls(3)
+    outputs.append(cli.run("read", config, catalog=catalog("invoice_documents")))
     assert [run.returncode != 0 for run in outputs[1:4]] == [False, True, True]
+    assert outputs[-1].returncode != 0 and "fresh URL" in outputs[-1].stdout
     printed = "\n".join(run.stdout + run.stderr for run in outputs)
     assert "Tax Invoicing role" in printed and '"status":"SUCCEEDED"' in printed.replace(" ", "")
-    secrets = [config["lwa_client_secret"], config["refresh_token"], *emulator.tokens.issued()]
+    signatures = emulator.signer.issued()
+    assert len(signatures) >= 2 * 8  # URLs were issued, expired ones among them
+    secrets = [
+        config["lwa_client_secret"],
+        config["refresh_token"],
+        *emulator.tokens.issued(),
+        *signatures,
+    ]
     assert len(secrets) > 3  # access tokens were issued, so there was something to leak
     for secret in secrets:
         assert secret not in printed

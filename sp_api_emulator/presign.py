@@ -85,6 +85,7 @@ class UrlSigner:
         self.wall = wall
         self.ttl = ttl
         self._expiry: dict[str, float] = {}  # signature -> emulator time it expires
+        self._issued: list[str] = []  # every signature and session token handed out
         self._lock = threading.Lock()
 
     def _sign(self, document_id: str, params: Mapping[str, str]) -> str:
@@ -116,8 +117,15 @@ class UrlSigner:
         with self._lock:
             self._expiry = {s: t for s, t in self._expiry.items() if t > now - 3600}
             self._expiry[signature] = issued + self.ttl
+            self._issued += [signature, params[SESSION]]
         path = DOWNLOAD_PREFIX + quote(document_id) + suffix
         return f"{base_url}{path}?{urlencode(params)}"
+
+    def issued(self) -> list[str]:
+        """Every signature and session token issued so far: credentials a client must never
+        print (tests scan its output for them)."""
+        with self._lock:
+            return list(self._issued)
 
     def check(self, document_id: str, query: Mapping[str, list[str]]) -> S3Error | None:
         """Verify a download's query string; return the S3 error to answer, or None if valid."""
