@@ -13,7 +13,7 @@ import pytest
 
 from integration_tests.conftest import START, TIME_SCALE, catalog, parse_messages, state_of
 from integration_tests.test_documents import END_OF_WEEK, creations, truth
-from sp_api_emulator import Dataset, EmulatorServer
+from sp_api_emulator import Dataset, EmulatorServer, ExportTiming
 
 ALL_STREAMS = (
     "invoice_attributes",
@@ -23,6 +23,20 @@ ALL_STREAMS = (
     "invoice_items",
 )
 DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
+
+
+@pytest.fixture
+def emulator(dataset):
+    """The harness's emulator, with exports that process in 5 to 10 emulator seconds (about
+    0.1 s): these tests are about what the connector does with them, not about waiting."""
+    with EmulatorServer(
+        dataset,
+        time_scale=TIME_SCALE,
+        log_requests=True,
+        export_queue_seconds=1,
+        export_processing_seconds=(5, 10),
+    ) as server:
+        yield server
 
 
 @pytest.fixture
@@ -147,6 +161,10 @@ def run_until(cli, config, state, stop) -> list[dict[str, Any]]:
 def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_nothing(
     cli, config, dataset, emulator
 ):
+    # Exports take Amazon's time here (1 to 2 s of real time), so that the first kill lands
+    # while exports are in flight and no document has been asked for yet.
+    emulator.exports.timing = ExportTiming()
+
     def export_in_flight(message: dict[str, Any]) -> bool:
         """The first documents state: exports are created, none is read yet."""
         state = message.get("state", {}).get("stream", {})
@@ -205,7 +223,9 @@ def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_not
 
 def test_a_quiet_seller_needs_few_documents_and_windows_learn_amazons_longest_range(cli):
     quiet = Dataset.generate(seed=3, start=date(2024, 1, 1), days=60, invoices_per_day=2)
-    with EmulatorServer(quiet, time_scale=TIME_SCALE, max_export_days=10) as server:
+    with EmulatorServer(
+        quiet, time_scale=TIME_SCALE, max_export_days=10, export_processing_seconds=(5, 10)
+    ) as server:
         config = server.connector_config(START, replication_end_date="2024-03-01T00:00:00Z")
         run = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS))
         assert run.returncode == 0, run.errors()
