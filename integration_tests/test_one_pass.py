@@ -78,11 +78,15 @@ def assert_complete(run, dataset, last: str = "2024-01-07") -> None:
     assert final["invoice_items"]["dateEnd"] == last and "exports" not in final["invoice_items"]
 
 
+RECOVERIES = ["export_error", "export_gone", "expire_urls", "truncate_downloads", "drop_downloads"]
+
+
 @pytest.mark.parametrize(
-    "fault",
-    ["export_error", "export_gone", "expire_urls", "truncate_downloads", "drop_downloads"],
+    ("fault", "others"),
+    # Every recovery with both document streams, and two of them with the other streams too.
+    [(fault, False) for fault in RECOVERIES] + [("export_error", True), ("drop_downloads", True)],
+    ids=lambda value: {False: "documents_and_items", True: "all_streams"}.get(value, value),
 )
-@pytest.mark.parametrize("others", [False, True], ids=["documents_and_items", "all_streams"])
 def test_every_recovery_path_with_both_document_streams(
     cli, config, dataset, emulator, fault, others
 ):
