@@ -111,10 +111,12 @@ def merged_exports(outputs: Sequence[_Output]) -> dict[str, dict[str, Any]]:
             if window.last < output.first:
                 continue  # this stream does not need the window
             saved = output.saved.get(key) or {}
-            has = saved.get("documentsDone") or [] if saved.get("exportId") == export_id else []
+            same_export = saved.get("exportId") == export_id
+            has = (saved.get("documentsDone") or []) if same_export else []
             done = list(has) if done is None else [d for d in done if d in has]
         if done is None:  # no selected stream needs the window any more
-            done = list(next(o.saved[key] for o in outputs if key in o.saved)["documentsDone"])
+            first = next(o.saved[key] for o in outputs if key in o.saved)
+            done = list(first.get("documentsDone") or [])
         merged[key] = {"exportId": export_id, "documentsDone": done}
     return merged
 

@@ -257,3 +257,24 @@ def test_an_end_date_within_a_day_says_why_the_documents_stop_before_it(caplog):
         last = last_whole_day(end, datetime(2024, 2, 1, tzinfo=UTC), logging.getLogger("t"))
     assert str(last) == "2024-01-04"
     assert any("falls within a day" in r.message for r in caplog.records)
+
+
+def test_a_document_is_skipped_only_when_every_stream_that_needs_it_has_it_from_that_export():
+    from source_sp_invoices.document_pass import _Output, merged_exports
+
+    key = "2024-01-03/2024-01-03"
+    documents = _Output(
+        stream=None,  # type: ignore[arg-type]
+        first=date(2024, 1, 3),
+        saved={key: {"exportId": "E9", "documentsDone": ["D1", "D2"]}},
+    )
+    items = _Output(
+        stream=None,  # type: ignore[arg-type]
+        first=date(2024, 1, 3),
+        saved={key: {"exportId": "E8", "documentsDone": ["D1"]}},  # another export's D1
+    )
+    assert merged_exports([documents, items]) == {key: {"exportId": "E9", "documentsDone": []}}
+    items.saved = {key: {"exportId": "E9", "documentsDone": ["D2"]}}
+    assert merged_exports([documents, items]) == {key: {"exportId": "E9", "documentsDone": ["D2"]}}
+    items.first = date(2024, 1, 4)  # items no longer needs the window: documents decides
+    assert merged_exports([documents, items])[key]["documentsDone"] == ["D1", "D2"]
