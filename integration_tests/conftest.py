@@ -154,3 +154,20 @@ def emulator(dataset: Dataset) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def config(emulator: EmulatorServer) -> dict[str, Any]:
     return emulator.connector_config(START, replication_end_date=END)
+
+
+@pytest.fixture
+def quick_emulator(dataset: Dataset) -> Iterator[EmulatorServer]:
+    """The emulator with exports that process in 5 to 10 emulator seconds (about 0.1 s) and
+    document URLs that live 120 (2 s, so that none expires on its own on a busy machine; the
+    faults that expire URLs do so whatever their lifetime): for tests about what the connector
+    does, not about waiting."""
+    with EmulatorServer(
+        dataset,
+        time_scale=TIME_SCALE,
+        log_requests=True,
+        export_queue_seconds=1,
+        export_processing_seconds=(5, 10),
+    ) as server:
+        server.signer.ttl = 120
+        yield server

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from integration_tests.test_emulator_exports import Emulator as ExportsEmulator
 from sp_api_emulator import (
     CHOICES,
     EXPORT_STATUSES,
@@ -24,7 +25,6 @@ from sp_api_emulator import (
     REPORTS_EXPORT_STATUSES,
     Dataset,
     EmulatorServer,
-    ManualClock,
     Readings,
     encoding_for,
 )
@@ -61,60 +61,15 @@ def dataset() -> Dataset:
     return Dataset.generate(seed=21, start=START, days=6, invoices_per_day=(20, 60))
 
 
-class Emulator:
-    """A server on a manual clock plus a tiny client of its API."""
+class Emulator(ExportsEmulator):
+    """The export tests' server and client (manual clock), with getInvoices lifted too."""
 
     def __init__(self, dataset: Dataset, **options: Any) -> None:
-        self.clock = ManualClock()
         options.setdefault("rate_overrides", FAST)
-        self.server = EmulatorServer(dataset, clock=self.clock, epoch=EPOCH, **options)
-        self.session = requests.Session()
-
-    def __enter__(self) -> Emulator:
-        self.server.start()
-        self.token = self.server.issue_token()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.stop()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Call the SP-API, then let 2 emulator ms pass: buckets of burst 1 refill (at FAST)."""
-        headers = {"x-amz-access-token": self.token, **kwargs.pop("headers", {})}
-        url = self.server.url + PREFIX + path
-        response = self.session.request(method, url, headers=headers, timeout=30, **kwargs)
-        self.clock.advance(0.002 / self.server.time_scale)
-        return response
+        super().__init__(dataset, **options)
 
     def invoices(self, **params: Any) -> requests.Response:
         return self.call("GET", "/invoices", params={"marketplaceId": MARKETPLACE_ID, **params})
-
-    def listing(self, **params: Any) -> requests.Response:
-        return self.call("GET", "/exports", params={"marketplaceId": MARKETPLACE_ID, **params})
-
-    def create(self, **body: Any) -> requests.Response:
-        return self.call("POST", "/exports", json={"marketplaceId": MARKETPLACE_ID, **body})
-
-    def create_id(self, first: str, last: str, **filters: Any) -> str:
-        response = self.create(dateStart=first, dateEnd=last, **filters)
-        assert response.status_code == 202, response.text
-        return str(response.json()["exportId"])
-
-    def export(self, export_id: str) -> dict[str, Any]:
-        response = self.call("GET", f"/exports/{export_id}")
-        assert response.status_code == 200, response.text
-        return dict(response.json()["export"])
-
-    def finish(self) -> None:
-        """Let every export created so far finish (queue 5 s + at most 120 s)."""
-        self.clock.advance(126 / self.server.time_scale)
-
-    def url(self, document_id: str) -> str:
-        response = self.call("GET", f"/documents/{document_id}")
-        assert response.status_code == 200, response.text
-        document = response.json()["invoicesDocument"]
-        assert document["invoicesDocumentId"] == document_id
-        return str(document["invoicesDocumentUrl"])
 
     def zip_ids(self, export_id: str) -> list[str]:
         """The invoice ids of every ZIP of a DONE export, in document order."""
@@ -127,11 +82,6 @@ class Emulator:
             with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
                 found += [name.removesuffix(".xml") for name in archive.namelist()]
         return found
-
-    def control(self, changes: dict[str, Any]) -> dict[str, Any]:
-        response = requests.post(self.server.url + "/_emulator/control", json=changes, timeout=10)
-        assert response.status_code == 200, response.text
-        return dict(response.json())
 
 
 @pytest.fixture

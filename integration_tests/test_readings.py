@@ -17,21 +17,9 @@ from sp_api_emulator import CHOICES, Dataset, EmulatorServer, Readings
 
 
 @pytest.fixture
-def emulator(dataset):
-    """The harness's emulator, with exports that process in 5 to 10 emulator seconds (about
-    0.1 s) and document URLs that live 120 (2 s): these tests are about what the connector
-    does, not about waiting."""
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        log_requests=True,
-        export_queue_seconds=1,
-        export_processing_seconds=(5, 10),
-    ) as server:
-        # URLs live 2 s of real time rather than 0.5 s, so that none expires on its own on a
-        # busy machine: the faults that expire them do so whatever their lifetime.
-        server.signer.ttl = 120
-        yield server
+def emulator(quick_emulator):
+    """Exports that process in a tenth of a second: these tests are not about waiting."""
+    return quick_emulator
 
 
 def values(field: str) -> list[Any]:

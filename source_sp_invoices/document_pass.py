@@ -87,6 +87,8 @@ class _Output:
         first day, and the last sync did not finish the document for this stream."""
         if entry.window.last < self.first:
             return False
+        if not self.saved:  # the usual case, once per invoice: no key to build
+            return True
         saved = self.saved.get(entry.window.key)
         return not (
             saved
