@@ -30,6 +30,8 @@ from sp_api_emulator import (
     ManualClock,
     day_profile,
 )
+from sp_api_emulator.clock import ScaledClock
+from sp_api_emulator.rate_limits import RateLimiter
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "/tax/invoices/2024-06-19"
@@ -465,6 +467,32 @@ def test_bucket_exhaustion_and_refill_on_a_manual_clock(dataset: Dataset) -> Non
         attributes = {"marketplaceId": MARKETPLACE_ID}
         assert [api.get("/attributes", attributes).status_code for _ in range(2)] == [200, 429]
         assert emulator.stats.count("getInvoices", 429) == 4
+
+
+def test_a_call_may_arrive_a_few_real_milliseconds_early_but_not_keep_doing_so() -> None:
+    """Scheduling jitter, multiplied by the time scale, is no 429; a faster pace still is."""
+
+    def limiter_and_clock(**options: float) -> tuple[RateLimiter, ManualClock, float]:
+        real = ManualClock()
+        limiter = RateLimiter(ScaledClock(60, real), **options)  # createInvoicesExport: 10/s
+        assert limiter.acquire("createInvoicesExport")
+        return limiter, real, 1 / float(limiter.effective_rate("createInvoicesExport"))
+
+    limiter, real, interval = limiter_and_clock()
+    real.advance(interval - 0.015)  # 15 ms early: the client paced, its packet was late
+    assert limiter.acquire("createInvoicesExport")
+    limiter, real, interval = limiter_and_clock()
+    real.advance(interval - 0.03)  # 30 ms early: more than the 20 ms of grace
+    assert not limiter.acquire("createInvoicesExport")
+    limiter, real, interval = limiter_and_clock()
+    outcomes = []
+    for _ in range(6):  # a client 10 % too fast: the grace is used up, then 429s
+        real.advance(interval / 1.1)
+        outcomes.append(limiter.acquire("createInvoicesExport"))
+    assert outcomes[0] and not all(outcomes)
+    limiter, real, interval = limiter_and_clock(arrival_grace=0)
+    real.advance(interval - 0.001)
+    assert not limiter.acquire("createInvoicesExport")
 
 
 def test_bucket_refills_in_real_time_with_a_time_scale(dataset: Dataset) -> None:

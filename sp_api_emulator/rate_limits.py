@@ -3,6 +3,12 @@
 One bucket per operation, starting full (`burst` tokens) and refilled at `rate` tokens per
 emulator second, i.e. `rate * time_scale` per real second. `x-amzn-RateLimit-Limit` reports that
 effective rate, the one a client actually experiences.
+
+A call is judged when it arrives, a client paces when it sends: between the two lie a few
+milliseconds of real scheduling (a GIL switch is 5 ms) that the time scale multiplies (5 ms is
+0.3 emulator seconds at 60x, 5 % of createInvoicesExport's interval) but that Amazon, at 1x, never
+sees. So a call may arrive `arrival_grace` real seconds early (at most `MAX_GRACE_TOKENS` of a
+token): jitter is absorbed, a client that keeps calling faster than the plan still meets 429s.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from decimal import Decimal
 from .clock import ScaledClock
 
 API_PREFIX = "/tax/invoices/2024-06-19"
+DEFAULT_ARRIVAL_GRACE = 0.02  # real seconds a call may arrive before its token is whole
+MAX_GRACE_TOKENS = 0.25  # the grace never lends more than this share of one token
 
 
 @dataclass(frozen=True)
@@ -66,10 +74,10 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
         self._updated = now
 
-    def try_acquire(self, now: float) -> bool:
-        """Take one token if there is one; tell whether the call may proceed."""
+    def try_acquire(self, now: float, grace: float = 0.0) -> bool:
+        """Take one token if there is one (or all but `grace` of one); tell whether to proceed."""
         self.refill(now)
-        if self.tokens >= 1.0:
+        if self.tokens >= 1.0 - grace:
             self.tokens -= 1.0
             return True
         return False
@@ -89,9 +97,17 @@ class RateLimiter:
         clock: ScaledClock | None = None,
         overrides: Mapping[str, float] | None = None,
         plans: Mapping[str, UsagePlan] = USAGE_PLANS,
+        arrival_grace: float = DEFAULT_ARRIVAL_GRACE,
     ) -> None:
-        """Create full buckets; `overrides` maps operation -> rate (a higher usage plan)."""
+        """Create full buckets; `overrides` maps operation -> rate (a higher usage plan).
+
+        arrival_grace: real seconds a call may arrive early (see the module docstring); 0 judges
+        arrivals exactly.
+        """
+        if arrival_grace < 0:
+            raise ValueError("arrival_grace cannot be negative")
         self.clock = clock or ScaledClock()
+        self.arrival_grace = arrival_grace
         self._plans = dict(plans)
         self._overrides: dict[str, Decimal] = {}
         self._lock = threading.Lock()
@@ -141,8 +157,9 @@ class RateLimiter:
 
     def acquire(self, operation: str) -> bool:
         """Take a token for one call; False means the call is throttled (429)."""
+        grace = min(MAX_GRACE_TOKENS, self.arrival_grace * float(self.effective_rate(operation)))
         with self._lock:
-            return self._buckets[operation].try_acquire(self.clock())
+            return self._buckets[operation].try_acquire(self.clock(), grace)
 
     def tokens(self, operation: str) -> float:
         """Return how many tokens an operation's bucket holds now."""

@@ -69,7 +69,7 @@ from .presign import (
     foreign_auth_error,
     s3_error,
 )
-from .rate_limits import API_PREFIX, USAGE_PLANS, RateLimiter
+from .rate_limits import API_PREFIX, DEFAULT_ARRIVAL_GRACE, USAGE_PLANS, RateLimiter
 from .readings import Readings
 from .stats import RequestRecord, Stats
 from .zip_store import Entry, ZipStore
@@ -197,12 +197,15 @@ class EmulatorServer:
         encoding_mix: bool = False,
         max_export_days: int | None = None,
         readings: Readings | None = None,
+        arrival_grace: float = DEFAULT_ARRIVAL_GRACE,
     ) -> None:
         """Configure the emulator.
 
         time_scale: emulator seconds per real second (tokens, buckets, exports, URL expiry).
         token_ttl: access-token lifetime in emulator seconds.
         rate_overrides: operation -> rate in req/emulator-second (a higher usage plan).
+        arrival_grace: real seconds a call may arrive before its token is whole, so the host's
+            scheduling jitter, multiplied by time_scale, is not a 429 (see `rate_limits`).
         clock: real-seconds source (inject a ManualClock to drive time by hand).
         epoch: the emulator wall clock (UTC) at start; it dates export creation, export
             timestamps and document URLs (default: `now()` if given, else the real UTC time).
@@ -230,7 +233,7 @@ class EmulatorServer:
         self.clock = ScaledClock(time_scale, clock)
         self.credentials = credentials or LwaCredentials()
         self.tokens = TokenStore(self.clock, token_ttl)
-        self.limiter = RateLimiter(self.clock, rate_overrides)
+        self.limiter = RateLimiter(self.clock, rate_overrides, arrival_grace=arrival_grace)
         self.faults = Faults(USAGE_PLANS)
         self.faults.deny_role = deny_role
         self.stats = Stats()
