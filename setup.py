@@ -9,7 +9,13 @@ setup(
     version=VERSION,
     description="Airbyte source for the Amazon SP-API Invoices API (Brazilian FBA NF-e invoices).",
     python_requires=">=3.11",
-    packages=["source_sp_invoices", "source_sp_invoices.streams"],
+    packages=[
+        "source_sp_invoices",
+        "source_sp_invoices.export_pipeline",
+        "source_sp_invoices.http",
+        "source_sp_invoices.nfe",
+        "source_sp_invoices.streams",
+    ],
     package_data={"source_sp_invoices": ["spec.json", "schemas/*.json"]},
     install_requires=[
         "airbyte-cdk==7.39.1",

@@ -10,7 +10,7 @@ import backoff._sync
 import pytest
 from airbyte_cdk.sources.streams.http import rate_limiting
 
-from source_sp_invoices import auth
+from source_sp_invoices.http import auth
 
 LWA_URL = "https://api.amazon.com/auth/o2/token"
 API_URL = "https://sellingpartnerapi-na.amazon.com/tax/invoices/2024-06-19"

@@ -11,9 +11,9 @@ from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.datetime_helpers import ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_sp_invoices import auth
-from source_sp_invoices.auth import LwaAuthenticator
 from source_sp_invoices.config import parse_config
+from source_sp_invoices.http import auth
+from source_sp_invoices.http.auth import LwaAuthenticator
 from unit_tests.conftest import LWA_URL, make_config
 
 

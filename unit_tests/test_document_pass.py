@@ -241,7 +241,7 @@ def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, con
 def test_a_day_is_exported_only_once_it_has_ended_in_utc_and_in_brazil(current, last, caplog):
     from datetime import datetime
 
-    from source_sp_invoices.document_pass import last_whole_day
+    from source_sp_invoices.export_pipeline.document_pass import last_whole_day
 
     moment = datetime.fromisoformat(current)
     assert str(last_whole_day(None, moment, logging.getLogger("t"))) == last
@@ -250,7 +250,7 @@ def test_a_day_is_exported_only_once_it_has_ended_in_utc_and_in_brazil(current, 
 def test_an_end_date_within_a_day_says_why_the_documents_stop_before_it(caplog):
     from datetime import UTC, datetime
 
-    from source_sp_invoices.document_pass import last_whole_day
+    from source_sp_invoices.export_pipeline.document_pass import last_whole_day
 
     end = datetime(2024, 1, 5, 12, tzinfo=UTC)
     with caplog.at_level(logging.INFO):
@@ -260,7 +260,7 @@ def test_an_end_date_within_a_day_says_why_the_documents_stop_before_it(caplog):
 
 
 def test_a_document_is_skipped_only_when_every_stream_that_needs_it_has_it_from_that_export():
-    from source_sp_invoices.document_pass import _Output, merged_exports
+    from source_sp_invoices.export_pipeline.document_pass import _Output, merged_exports
 
     key = "2024-01-03/2024-01-03"
     documents = _Output(

@@ -11,8 +11,8 @@ import pytest
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
-from source_sp_invoices.downloads import BackgroundDownload
-from source_sp_invoices.exports import (
+from source_sp_invoices.export_pipeline.downloads import BackgroundDownload
+from source_sp_invoices.export_pipeline.pipeline import (
     CHECKPOINT,
     DateRangeRefused,
     DocumentUnreadable,
@@ -20,9 +20,8 @@ from source_sp_invoices.exports import (
     ExportFailed,
     ExportPipeline,
     UnusableFile,
-    Window,
-    day_windows,
 )
+from source_sp_invoices.export_pipeline.windows import Window, day_windows
 
 logger = logging.getLogger("test")
 

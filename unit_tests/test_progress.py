@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from source_sp_invoices.exports import Window
-from source_sp_invoices.progress import Progress, duration, windows_needed
+from source_sp_invoices.export_pipeline.progress import Progress, duration
+from source_sp_invoices.export_pipeline.windows import Window, windows_needed
 
 
 @pytest.mark.parametrize(

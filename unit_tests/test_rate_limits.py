@@ -6,7 +6,12 @@ import pytest
 import requests
 from airbyte_cdk.sources.streams.call_rate import CallRateLimitHit
 
-from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget, operation_of
+from source_sp_invoices.http.rate_limits import (
+    RateLimitBackoff,
+    RateLimits,
+    SpApiBudget,
+    operation_of,
+)
 
 BASE = "https://sellingpartnerapi-na.amazon.com/tax/invoices/2024-06-19"
 

@@ -16,7 +16,8 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from conftest import validate_records
-from source_sp_invoices import SourceSpInvoices, exports
+from source_sp_invoices import SourceSpInvoices
+from source_sp_invoices.export_pipeline import pipeline as exports
 from unit_tests.conftest import API_URL
 
 S3 = "https://invoices-bucket.s3.amazonaws.com"

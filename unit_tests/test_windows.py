@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
+from source_sp_invoices.dates import date_windows, format_datetime, parse_datetime
 
 
 def test_windows_cover_the_range_without_gaps_or_overlaps():

@@ -8,12 +8,10 @@ import zipfile
 
 import pytest
 
-from source_sp_invoices.downloads import BackgroundDownload
-from source_sp_invoices.zip_reader import (
+from source_sp_invoices.export_pipeline.downloads import BackgroundDownload
+from source_sp_invoices.export_pipeline.xml_text import InvalidEntry, decode_xml, invoice_id_of
+from source_sp_invoices.export_pipeline.zip_reader import (
     CorruptDocument,
-    InvalidEntry,
-    decode_xml,
-    invoice_id_of,
     read_entries,
     stream_entries,
 )

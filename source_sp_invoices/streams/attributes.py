@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from source_sp_invoices.errors import json_body
+from source_sp_invoices.http.responses import json_body
 from source_sp_invoices.streams.base import SpApiStream
 
 

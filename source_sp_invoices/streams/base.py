@@ -17,15 +17,10 @@ from requests.auth import AuthBase
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config, ConfigError
-from source_sp_invoices.errors import (
-    SpApiErrorHandler,
-    SpApiHttpClient,
-    amazon_error,
-    json_body,
-    operation_name,
-)
+from source_sp_invoices.http.errors import SpApiErrorHandler, SpApiHttpClient
+from source_sp_invoices.http.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
+from source_sp_invoices.http.responses import amazon_error, json_body, operation_name
 from source_sp_invoices.json_schemas import stream_schema
-from source_sp_invoices.rate_limits import RateLimitBackoff, RateLimits, SpApiBudget
 
 
 class SpApiStream(HttpStream, ABC):
@@ -41,22 +36,27 @@ class SpApiStream(HttpStream, ABC):
     ) -> None:
         # get_error_handler() and get_backoff_strategy() run inside HttpStream.__init__.
         self.config = config
-        self._rate_limits = rate_limits
+        self.rate_limits = rate_limits
         self._max_retries = max_retries
-        self._budget = budget or SpApiBudget(rate_limits)
+        self.budget = budget or SpApiBudget(rate_limits)
         self._schema: Mapping[str, Any] | None = None
-        super().__init__(authenticator=authenticator, api_budget=self._budget)
+        super().__init__(authenticator=authenticator, api_budget=self.budget)
         # The client HttpStream builds, but with Amazon's words when 429 retries run out.
         self._http_client = SpApiHttpClient(
             name=self.name,
             logger=self.logger,
             error_handler=self.get_error_handler(),
-            api_budget=self._budget,
+            api_budget=self.budget,
             authenticator=authenticator,
             use_cache=self.use_cache,
             backoff_strategy=self.get_backoff_strategy(),
             message_repository=InMemoryMessageRepository(),
         )
+
+    @property
+    def http_client(self) -> SpApiHttpClient:
+        """The CDK client this stream sends its requests with (retries, errors, budget)."""
+        return self._http_client
 
     def get_json_schema(self) -> Mapping[str, Any]:
         # The CDK asks for it with every record it converts: build it once per stream.
@@ -75,7 +75,7 @@ class SpApiStream(HttpStream, ABC):
         return SpApiErrorHandler(self.logger, self._max_retries)
 
     def get_backoff_strategy(self) -> BackoffStrategy | None:
-        return RateLimitBackoff(self._rate_limits)
+        return RateLimitBackoff(self.rate_limits)
 
     def get_error_display_message(self, exception: BaseException) -> str | None:
         if isinstance(exception, requests.HTTPError) and exception.response is not None:

@@ -9,9 +9,9 @@ from typing import Any
 from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
+from source_sp_invoices.dates import date_windows, format_datetime, parse_datetime
+from source_sp_invoices.state import read_state_datetime
 from source_sp_invoices.streams.base import PagedSpApiStream
-from source_sp_invoices.streams.state import read_state_datetime
-from source_sp_invoices.windows import date_windows, format_datetime, parse_datetime
 
 
 class Invoices(PagedSpApiStream):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -21,7 +20,12 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
-from source_sp_invoices.rate_limits import operation_of
+from source_sp_invoices.http.responses import (
+    amazon_error,
+    host_of,
+    is_json,
+    operation_name,
+)
 
 # (operation, status) pairs that are answers, not failures: the caller reads the status.
 ANSWERS = {
@@ -39,59 +43,6 @@ ROLE_HINT = (
     "the seller's authorization (the refresh token) may not include it: check the app's roles in "
     "Develop Apps and have the seller authorize the app again."
 )
-
-
-def amazon_error(response: requests.Response) -> str:
-    """Amazon's own words for a failed request: code, message, details and request id."""
-    parts = []
-    try:
-        errors = json_body(response).get("errors") or []
-    except (ValueError, AttributeError):
-        errors = []
-    for error in errors if isinstance(errors, list) else []:
-        if isinstance(error, dict):
-            text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
-            if error.get("details"):
-                text += f" ({error['details']})"
-            parts.append(text)
-    if not parts:
-        parts.append(response.text[:300] or response.reason or "no body")
-    request_id = response.headers.get("x-amzn-RequestId", "unknown")
-    return f"{'; '.join(parts)} [HTTP {response.status_code}, x-amzn-RequestId {request_id}]"
-
-
-def operation_name(response: requests.Response) -> str:
-    """The SP-API operation a response answers, for messages ("SP-API" if unknown)."""
-    request = response.request
-    found = operation_of(request.method or "", request.url or "") if request else None
-    return found or "SP-API"
-
-
-def host_of(error: requests.RequestException) -> str:
-    """The host a failed request was sent to, for messages that say where the network failed."""
-    url = getattr(error.request, "url", None) or ""
-    return urlsplit(url).netloc or "the SP-API endpoint"
-
-
-def json_body(response: requests.Response) -> Any:
-    """The decoded JSON body, decoded once per response (the error handler, the records and
-    the next page token all read it); ValueError if it is not JSON."""
-    body = getattr(response, "_decoded_json", _UNSET)
-    if body is _UNSET:
-        body = response.json()
-        response._decoded_json = body  # type: ignore[attr-defined]
-    return body
-
-
-_UNSET = object()
-
-
-def _is_json(response: requests.Response) -> bool:
-    try:
-        json_body(response)
-    except ValueError:
-        return False
-    return True
 
 
 class SpApiErrorHandler(HttpStatusErrorHandler):
@@ -122,7 +73,7 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
         if not isinstance(response, requests.Response):
             return super().interpret_response(response_or_exception)
         status = response.status_code
-        if response.ok and not _is_json(response):
+        if response.ok and not is_json(response):
             # A proxy's HTML page or a body cut short: ask again rather than fail on parsing.
             return ErrorResolution(
                 response_action=ResponseAction.RETRY,
@@ -191,7 +142,8 @@ class SpApiHttpClient(HttpClient):
                 handler = self._error_handler
                 answer = getattr(handler, "last_expired_answer", "")
                 raise _refreshed_token_rejected(error, answer) from error
-            cause = getattr(error, "_exception", None)
+            # The CDK raises its exception while handling the last retry's: that is the context.
+            cause = error.__context__
             response = getattr(cause, "response", None)
             if not isinstance(response, requests.Response) or response.status_code != 429:
                 raise
@@ -203,7 +155,6 @@ class SpApiHttpClient(HttpClient):
                 internal_message=error.internal_message,
                 failure_type=FailureType.transient_error,
                 exception=cause,
-                stream_descriptor=getattr(error, "_stream_descriptor", None),
             ) from error
 
 

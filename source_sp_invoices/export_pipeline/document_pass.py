@@ -34,10 +34,16 @@ from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices.config import Config
-from source_sp_invoices.exports import CHECKPOINT, Entry, ExportPipeline, ExportsApi, Window
+from source_sp_invoices.export_pipeline.api import SpApiExports
+from source_sp_invoices.export_pipeline.pipeline import (
+    CHECKPOINT,
+    Entry,
+    ExportPipeline,
+)
+from source_sp_invoices.export_pipeline.progress import Progress, duration
+from source_sp_invoices.export_pipeline.windows import Window, windows_needed
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
-from source_sp_invoices.progress import Progress, duration, windows_needed
-from source_sp_invoices.streams.state import read_state_date, state_message
+from source_sp_invoices.state import read_state_date, state_message
 
 
 class DocumentStream(Protocol):
@@ -60,13 +66,7 @@ class DocumentStream(Protocol):
 
     def saved_exports(self, sync_mode: SyncMode) -> Mapping[str, Mapping[str, Any]]: ...
 
-    def exports_api(self) -> ExportsApi: ...
-
-    def document_slot_wait(self) -> float: ...
-
-    def seconds_between_polls(self) -> float: ...
-
-    def seconds_per_document(self) -> float: ...
+    def exports_api(self) -> SpApiExports: ...
 
     def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]: ...
 
@@ -163,7 +163,7 @@ class DocumentPass:
             for stream, mode in streams
         ]
         driver = self._outputs[0].stream
-        self._driver = driver
+
         self.config = driver.config
         self.logger = driver.logger
         self.label = " and ".join(output.stream.name for output in self._outputs)
@@ -176,16 +176,17 @@ class DocumentPass:
         ]
         self.first = min(output.first for output in self._outputs)
         self.last = last_whole_day(self.config.end, now(), self.logger)
+        self._api = driver.exports_api()
         self.pipeline = ExportPipeline(
-            driver.exports_api(),
+            self._api,
             self.first,
             self.last,
             merged_exports(self._outputs),
             self.logger,
             window_days=min(learnt) if learnt else 1,
             max_days=self.config.documents_window_days,
-            document_slot_wait=driver.document_slot_wait,
-            poll_unit=driver.seconds_between_polls,
+            document_slot_wait=self._api.document_slot_wait,
+            poll_unit=self._api.seconds_between_polls,
         )
         for output in self._outputs:
             output.progress = Progress(self.first, self.last, time.monotonic())
@@ -316,7 +317,7 @@ class DocumentPass:
         pipeline = self.pipeline
         largest = self.config.documents_window_days or days
         fewest = windows_needed(days, pipeline.window_days, largest)
-        per_document = self._driver.seconds_per_document()
+        per_document = self._api.seconds_per_document()
         most = "no limit" if not self.config.documents_window_days else f"{largest} day(s)"
         return (
             f"{self.label}: days {self.first} to {self.last} ({days} day(s)) in windows of "

@@ -7,7 +7,6 @@ memory.
 
 from __future__ import annotations
 
-import codecs
 import re
 import struct
 import zipfile
@@ -16,6 +15,12 @@ from collections.abc import Iterator
 from typing import IO, NamedTuple, Protocol
 
 from source_sp_invoices import settings
+from source_sp_invoices.export_pipeline.xml_text import (
+    InvalidEntry,
+    decode_xml,
+    invoice_id_of,
+    looks_like_xml,
+)
 
 try:  # ISA-L inflates about twice as fast as zlib, and its CRC-32 is eight times as fast
     from isal import isal_zlib as _inflater
@@ -29,22 +34,9 @@ except ImportError:  # pragma: no cover - the dependency is declared
     _DeflateError = zlib.error  # type: ignore[assignment,misc]
 _crc32 = _inflater.crc32
 
-_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
 
 class CorruptDocument(Exception):
     """The document is not a readable ZIP (truncated, corrupt): download it again."""
-
-
-class InvalidEntry(Exception):
-    """One entry cannot be used (too large, not decodable); the message names it."""
 
 
 class XmlEntry(NamedTuple):
@@ -58,40 +50,6 @@ class XmlEntry(NamedTuple):
     invoice_id: str
     xml: str
     data: bytes
-
-
-_UTF8_DECLARATIONS = (
-    b'<?xml version="1.0" encoding="UTF-8"?>',
-    b'<?xml version="1.0" encoding="utf-8"?>',
-)
-
-
-def decode_xml(data: bytes) -> str:
-    """XML bytes as text: a BOM wins, then the declared encoding, then UTF-8."""
-    if data.startswith(_UTF8_DECLARATIONS):  # nearly every NF-e: skip the search below
-        return _decode(data, "UTF-8")
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return data.decode(codec)
-    declared = _DECLARED_ENCODING.match(data[:200])
-    return _decode(data, declared.group(1).decode("ascii") if declared else "utf-8")
-
-
-def _decode(data: bytes, encoding: str) -> str:
-    try:
-        return data.decode(encoding)
-    except LookupError:
-        raise InvalidEntry(f"declares the unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as error:
-        raise InvalidEntry(
-            f"is not valid {encoding}: {error.reason} at byte {error.start}"
-        ) from None
-
-
-def invoice_id_of(file_name: str) -> str:
-    """The invoice id is the entry's file name without its directory and .xml extension."""
-    base = file_name.rsplit("/", 1)[-1]
-    return base[:-4] if base.lower().endswith(".xml") else base
 
 
 class GrowingZip(Protocol):
@@ -194,7 +152,7 @@ def body_kind(source: GrowingZip) -> str:
     head = source.read_at(0, 64, at_least=4)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return ZIP
-    if any(head.startswith(bom) for bom, _ in _BOMS) or head.lstrip().startswith(b"<"):
+    if looks_like_xml(head):
         return XML
     raise CorruptDocument(f"neither a ZIP nor an XML file (it starts with {head[:8]!r})")
 

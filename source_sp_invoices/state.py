@@ -17,7 +17,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.models import Type as MessageType
 
 from source_sp_invoices.config import ConfigError
-from source_sp_invoices.windows import parse_datetime
+from source_sp_invoices.dates import parse_datetime
 
 
 def _unreadable(stream: str, key: str, value: Any, expected: str) -> ConfigError:

@@ -25,11 +25,12 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
-from source_sp_invoices.downloads import DocumentSource
-from source_sp_invoices.zip_reader import (
+from source_sp_invoices.export_pipeline.downloads import DocumentSource
+from source_sp_invoices.export_pipeline.windows import Window, grown
+from source_sp_invoices.export_pipeline.xml_text import InvalidEntry
+from source_sp_invoices.export_pipeline.zip_reader import (
     ZIP,
     CorruptDocument,
-    InvalidEntry,
     XmlEntry,
     body_kind,
     single_xml_entry,
@@ -43,40 +44,6 @@ NEW, REQUESTED, PROCESSING, DONE, ERROR = "NEW", "REQUESTED", "PROCESSING", "DON
 # neither is waited on for a bounded number of polls, then fails naming it.
 WAITING_STATUSES = frozenset({REQUESTED, PROCESSING, "IN_QUEUE", "IN_PROGRESS"})
 FAILED_STATUSES = frozenset({ERROR, "FATAL", "CANCELLED", "CANCELED"})
-
-
-@dataclass(frozen=True, order=True)
-class Window:
-    """A range of whole UTC days, both ends included, as createInvoicesExport takes them."""
-
-    first: date
-    last: date
-
-    @property
-    def key(self) -> str:
-        return f"{self.first.isoformat()}/{self.last.isoformat()}"
-
-    @property
-    def days(self) -> int:
-        return (self.last - self.first).days + 1
-
-    @classmethod
-    def from_key(cls, key: str) -> Window:
-        first, last = key.split("/")
-        return cls(date.fromisoformat(first), date.fromisoformat(last))
-
-    def __str__(self) -> str:
-        return f"{self.first}..{self.last}"
-
-
-def day_windows(first: date, last: date, days: int) -> list[Window]:
-    """Consecutive windows of `days` days covering first..last (inclusive)."""
-    windows = []
-    while first <= last:
-        end = min(first + timedelta(days=days - 1), last)
-        windows.append(Window(first, end))
-        first = end + timedelta(days=1)
-    return windows
 
 
 @dataclass
@@ -304,7 +271,7 @@ class ExportPipeline:
             job = Job(Window(self._next_day, last))
             # Each window planned is twice the last, up to the ceiling: a seller whose exports
             # are one document needs few of them. A split lowers the ceiling (see _learn).
-            self.window_days = min(self.window_days * 2, self._ceiling)
+            self.window_days = grown(self.window_days, self._ceiling)
         self._jobs[job.window.key] = job
         self._next_day = job.window.last + timedelta(days=1)
         return True

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import IO, Protocol
 
 from source_sp_invoices import settings
-from source_sp_invoices.zip_reader import CorruptDocument, GrowingZip
+from source_sp_invoices.export_pipeline.zip_reader import CorruptDocument, GrowingZip
 
 
 class DocumentSource(GrowingZip, Protocol):

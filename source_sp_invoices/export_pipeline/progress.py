@@ -12,18 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from source_sp_invoices.exports import Window
-
-
-def windows_needed(days: int, first_size: int, max_size: int) -> int:
-    """The fewest windows that cover `days` when each export is one document: sizes start at
-    `first_size` and double up to `max_size`, as the export pipeline grows them."""
-    count, size, covered = 0, max(1, first_size), 0
-    while covered < days:
-        covered += size
-        count += 1
-        size = min(size * 2, max(1, max_size))
-    return count
+from source_sp_invoices.export_pipeline.windows import Window
 
 
 def duration(seconds: float) -> str:
