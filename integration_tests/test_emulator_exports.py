@@ -63,6 +63,7 @@ class Emulator:
     def __init__(self, dataset: Dataset, **options: Any) -> None:
         self.clock = ManualClock()
         options.setdefault("rate_overrides", FAST)
+        options.setdefault("arrival_grace", 0)  # a manual clock has no scheduling jitter
         self.server = EmulatorServer(dataset, clock=self.clock, epoch=EPOCH, **options)
         self.session = requests.Session()
 

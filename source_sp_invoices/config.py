@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.is_cloud_environment import is_cloud_environment
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from jsonschema import Draft7Validator
 
@@ -235,13 +237,26 @@ def _parse_date(raw: Mapping[str, Any], name: str, problems: list[str]) -> datet
 
 
 def _endpoint(raw: Mapping[str, Any], name: str, default: str, problems: list[str]) -> str:
-    """The override if valid (https, or http on a loopback host), else the default."""
+    """The override if valid, else the default. Airbyte OSS: https, or http on a loopback host
+    (the emulator). Airbyte Cloud (DEPLOYMENT_MODE=cloud): https to a public host only, as the
+    CDK enforces on every request there, but said here, naming the key, in every command."""
     value = (raw.get(name) or "").strip()
     if not value:
         return default
     parts = urlsplit(value)
+    cloud = is_cloud_environment()
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"`{name}` {value} is not an http(s) URL.")
+    elif cloud and parts.scheme == "http":
+        problems.append(
+            f"`{name}` {value} uses plain http, which Airbyte Cloud does not allow: use https, "
+            "or leave it empty for Amazon's endpoint."
+        )
+    elif cloud and (private := _private_address(parts.hostname)):
+        problems.append(
+            f"`{name}` {value} points to {private}, which Airbyte Cloud does not let connectors "
+            "call: use a public https endpoint, or leave it empty for Amazon's."
+        )
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         problems.append(
             f"`{name}` {value} uses plain http: use https, so that credentials are never sent in "
@@ -259,3 +274,27 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _private_address(host: str) -> str | None:
+    """Why a host is not a public one ("a loopback address (127.0.0.1)"...), or None.
+
+    An address literal is judged as written; a name by the addresses it resolves to, as the
+    CDK's filter will at request time (a name that does not resolve is left to fail there).
+    """
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback address (localhost)"
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return None
+        addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
+    for address in sorted(addresses, key=str):
+        if address.is_loopback:
+            return f"a loopback address ({address})"
+        if address.is_private or address.is_link_local or address.is_reserved:
+            return f"a private network address ({address})"
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -216,3 +217,58 @@ def test_every_optional_key_of_the_spec_has_a_checked_bad_value():
 def test_a_bad_optional_value_is_named(field):
     value, expected = BAD_OPTIONAL_VALUES[field]
     assert expected in error_of(**{field: value})
+
+
+# --- Airbyte Cloud: public https endpoints only -------------------------------------------------
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    """DEPLOYMENT_MODE=cloud, as Airbyte Cloud sets it; names resolve without DNS."""
+    monkeypatch.setenv("DEPLOYMENT_MODE", "cloud")
+    names = {"proxy.internal": "10.1.2.3", "sp-api-proxy.example.com": "52.94.236.248"}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in names:
+            raise socket.gaierror(f"unknown host {host}")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("field", ["api_endpoint", "lwa_endpoint"])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8080", "uses plain http, which Airbyte Cloud does not allow"),
+        ("http://sp-api-proxy.example.com", "uses plain http, which Airbyte Cloud does not allow"),
+        ("https://127.0.0.1:8443", "points to a loopback address (127.0.0.1)"),
+        ("https://localhost", "points to a loopback address (localhost)"),
+        ("https://[::1]", "points to a loopback address (::1)"),
+        ("https://10.0.0.7", "points to a private network address (10.0.0.7)"),
+        ("https://169.254.169.254", "points to a private network address (169.254.169.254)"),
+        ("https://proxy.internal", "points to a private network address (10.1.2.3)"),
+    ],
+)
+def test_cloud_refuses_plain_http_and_private_hosts_naming_the_key(cloud, field, url, why):
+    message = error_of(**{field: url})
+    assert message.startswith("Invalid configuration: ")
+    assert f"`{field}` {url} {why}" in message
+
+
+def test_cloud_accepts_a_public_https_endpoint_and_leaves_unknown_names_to_the_request(cloud):
+    parsed = parse_config(
+        make_config(
+            api_endpoint="https://sp-api-proxy.example.com", lwa_endpoint="https://nowhere.test/t"
+        ),
+        now=NOW,
+    )
+    assert parsed.api_endpoint == "https://sp-api-proxy.example.com"
+    assert parsed.lwa_endpoint == "https://nowhere.test/t"
+
+
+def test_oss_keeps_loopback_http_for_the_emulator(monkeypatch):
+    monkeypatch.setenv("DEPLOYMENT_MODE", "oss")
+    parsed = parse_config(make_config(api_endpoint="http://127.0.0.1:8080"), now=NOW)
+    assert parsed.api_endpoint == "http://127.0.0.1:8080"
+    assert "uses plain http: use https" in error_of(api_endpoint="http://10.0.0.7")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from source_sp_invoices.run import run
 from unit_tests.conftest import make_config
@@ -89,3 +90,16 @@ def test_check_discover_and_read_give_one_message_naming_the_field(tmp_path, cap
 
 
 COMMANDS = ("check", "discover", "read")
+
+
+@pytest.mark.parametrize("field", ["api_endpoint", "lwa_endpoint"])
+def test_on_airbyte_cloud_every_command_refuses_a_loopback_endpoint_naming_it(
+    tmp_path, capfd, monkeypatch, field
+):
+    monkeypatch.setenv("DEPLOYMENT_MODE", "cloud")
+    # The CDK's entrypoint wraps Session.send for good on Cloud: put it back after the test.
+    monkeypatch.setattr(requests.Session, "send", requests.Session.send)
+    config = make_config(**{field: "https://127.0.0.1:8443"})
+    messages = {name: failure_message(tmp_path, capfd, name, config) for name in COMMANDS}
+    assert len(set(messages.values())) == 1, messages
+    assert f"`{field}` https://127.0.0.1:8443 points to a loopback address" in messages["check"]
