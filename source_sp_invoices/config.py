@@ -99,6 +99,7 @@ class Config:
     documents_window_days: int | None = None  # no ceiling: windows grow while one document
     parse_nfe: bool = True
     fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
+    stop_sync_on_rate_limit: bool = False  # 429s past the retries: config_error, not transient
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
@@ -180,6 +181,7 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
         documents_window_days=raw.get("documents_window_days"),
         parse_nfe=raw.get("parse_nfe", True),
         fail_on_invalid_xml=raw.get("invalid_xml") == "fail_sync",
+        stop_sync_on_rate_limit=raw.get("stop_sync_on_rate_limit", False),
         filters=InvoiceFilters(
             statuses=tuple(raw.get("statuses") or ()),
             invoice_type=raw.get("invoice_type") or None,

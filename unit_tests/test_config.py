@@ -194,6 +194,7 @@ BAD_OPTIONAL_VALUES = {
     "documents_window_days": (0, "`documents_window_days` must be between 1 and"),
     "lookback_days": (-1, "`lookback_days` must be between 0 and"),
     "parse_nfe": ("yes", "`parse_nfe` must be of type boolean"),
+    "stop_sync_on_rate_limit": (1, "`stop_sync_on_rate_limit` must be of type boolean"),
     "invalid_xml": ("skip", "`invalid_xml` must be one of emit_with_error, fail_sync"),
     "statuses": ("AUTHORIZED", "`statuses` must be of type array"),
     "invoice_type": (["SHIPMENT"], "`invoice_type` must be of type string"),

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from airbyte_cdk.models import SyncMode
+from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.state_builder import StateBuilder
@@ -328,6 +328,8 @@ def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock,
     )
     assert records_of(output, "invoice_documents") == []
     message = output.errors[0].trace.error.message
+    # A retry reads the same file: a config error, which Airbyte does not retry.
+    assert output.errors[0].trace.error.failure_type == FailureType.config_error
     assert (
         "2024-01-01-0-0.xml of export E1 (document E1-D0, window 2024-01-01..2024-01-01)" in message
     )

@@ -253,7 +253,8 @@ class DocumentPass:
                     message=f"{where} is not a readable NF-e: {error}. The sync stops because "
                     "`invalid_xml` is fail_sync; set it to emit_with_error to land such "
                     "invoices with their raw XML and the reason in nfeParseError.",
-                    failure_type=FailureType.system_error,
+                    # The file will not change: a retry fails the same way, so not retried.
+                    failure_type=FailureType.config_error,
                 ) from None
             self.logger.warning(f"{self.label}: {where} is not a readable NF-e: {error}")
             return str(error)

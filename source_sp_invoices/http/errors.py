@@ -36,6 +36,11 @@ ANSWERS = {
 PAGED = ("getInvoices", "getInvoicesExports")  # operations paged by nextToken
 
 _REFRESHED_TOKEN_REJECTED = "Refreshed OAuth access token is rejected by the API."  # the CDK's
+_RETRIED = " Airbyte retries the sync later; it resumes from its saved state."
+_STOPPED = (
+    " The sync stops without a retry (`stop_sync_on_rate_limit` is on): stop the other client or "
+    "schedule the connections apart, then sync again; it resumes from its saved state."
+)
 _EXPIRED = "The access token expired; refreshing it and trying again."
 
 ROLE_HINT = (
@@ -132,7 +137,13 @@ class SpApiHttpClient(HttpClient):
 
     The CDK says only "API rate limit exceeded." and keeps the last answer in its internal
     message; Airbyte users see the message, and Amazon's support asks for the request id.
+    Such a failure is transient (Airbyte retries the sync, which resumes from its state), or a
+    config error that Airbyte does not retry when the user set `stop_sync_on_rate_limit`.
     """
+
+    def __init__(self, *args: Any, stop_sync_on_rate_limit: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_on_rate_limit = stop_sync_on_rate_limit
 
     def send_request(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -151,9 +162,12 @@ class SpApiHttpClient(HttpClient):
                 message="Amazon kept answering 429 (too many requests) to "
                 f"{operation_name(response)} through "
                 f"every retry: {amazon_error(response)}. The connector paces its own calls, so "
-                "another client is using this seller's and application's limits.",
+                "another client is using this seller's and application's limits."
+                + (_STOPPED if self._stop_on_rate_limit else _RETRIED),
                 internal_message=error.internal_message,
-                failure_type=FailureType.transient_error,
+                failure_type=FailureType.config_error
+                if self._stop_on_rate_limit
+                else FailureType.transient_error,
                 exception=cause,
             ) from error
 

@@ -51,6 +51,7 @@ class SpApiStream(HttpStream, ABC):
             use_cache=self.use_cache,
             backoff_strategy=self.get_backoff_strategy(),
             message_repository=InMemoryMessageRepository(),
+            stop_sync_on_rate_limit=config.stop_sync_on_rate_limit,
         )
 
     @property
