@@ -1,8 +1,11 @@
-"""Login with Amazon: the refresh-token grant and the access tokens it issues.
+"""Login with Amazon: the refresh-token and authorization-code grants and the tokens they issue.
 
 Answers mirror api.amazon.com/auth/o2/token: 401 invalid_client for a wrong app id or secret,
-400 invalid_grant for a wrong refresh token. Access tokens live `ttl` emulator seconds;
-`expires_in` is reported in real seconds so a client that trusts it works on a scaled clock.
+400 invalid_grant for a wrong refresh token or authorization code. Access tokens live `ttl`
+emulator seconds; `expires_in` is reported in real seconds so a client that trusts it works on a
+scaled clock. `Authorizations` plays Seller Central's consent page: a seller who authorizes the
+application gets an `spapi_oauth_code` (single use, five minutes), which the authorization-code
+grant exchanges for a refresh token of its own.
 """
 
 from __future__ import annotations
@@ -20,16 +23,62 @@ from .clock import ScaledClock
 TEST_CLIENT_ID = "amzn1.application-oa2-client.emulator"
 TEST_CLIENT_SECRET = "emulator-client-secret"
 TEST_REFRESH_TOKEN = "Atzr|emulator-refresh-token"
+TEST_APPLICATION_ID = "amzn1.sp.solution.emulator"
+TEST_SELLING_PARTNER_ID = "A2EMULATORSELLER"
 DEFAULT_TOKEN_TTL = 3600.0
+CODE_TTL = 300.0  # Amazon: "The spapi_oauth_code value expires after five minutes."
 
 
 @dataclass(frozen=True)
 class LwaCredentials:
-    """The one LWA app and refresh token the emulator accepts."""
+    """The one LWA app (and its SP-API application id) and refresh token the emulator accepts."""
 
     client_id: str = TEST_CLIENT_ID
     client_secret: str = TEST_CLIENT_SECRET
     refresh_token: str = TEST_REFRESH_TOKEN
+    application_id: str = TEST_APPLICATION_ID
+    selling_partner_id: str = TEST_SELLING_PARTNER_ID
+
+
+class Authorizations:
+    """Seller consents: authorization codes (single use, `ttl` emulator seconds, bound to the
+    redirect URI they were issued for) and the refresh tokens they were exchanged for."""
+
+    def __init__(self, clock: ScaledClock, ttl: float = CODE_TTL) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self._codes: dict[str, tuple[str, float]] = {}  # code -> (redirect URI, expiry)
+        self._refresh_tokens: list[str] = []
+        self._lock = threading.Lock()
+
+    def consent(self, redirect_uri: str) -> str:
+        """The seller authorized the application: a new code for this redirect URI."""
+        code = "ANemulator" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = (redirect_uri, self.clock() + self.ttl)
+        return code
+
+    def redeem(self, code: str, redirect_uri: str | None) -> str | None:
+        """A refresh token for a valid code (which is used up), None for any other code."""
+        with self._lock:
+            issued = self._codes.pop(code, None)
+            if issued is None or self.clock() >= issued[1]:
+                return None
+            if redirect_uri is not None and redirect_uri != issued[0]:
+                return None
+            token = "Atzr|" + secrets.token_urlsafe(48)
+            self._refresh_tokens.append(token)
+            return token
+
+    def knows(self, refresh_token: str) -> bool:
+        """Whether a refresh token was issued by the authorization-code grant."""
+        with self._lock:
+            return any(_same(refresh_token, token) for token in self._refresh_tokens)
+
+    def issued(self) -> list[str]:
+        """Every code and refresh token issued so far (tests look for them in outputs)."""
+        with self._lock:
+            return [*self._codes, *self._refresh_tokens]
 
 
 class TokenState(Enum):
@@ -100,7 +149,10 @@ def _oauth_error(status: int, error: str, description: str) -> tuple[int, dict[s
 
 
 def exchange(
-    form: Mapping[str, str], credentials: LwaCredentials, store: TokenStore
+    form: Mapping[str, str],
+    credentials: LwaCredentials,
+    store: TokenStore,
+    authorizations: Authorizations | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Answer a token request: (HTTP status, JSON body)."""
     grant_type = form.get("grant_type", "")
@@ -108,7 +160,7 @@ def exchange(
         return _oauth_error(
             400, "invalid_request", "The request is missing a required parameter : grant_type"
         )
-    if grant_type != "refresh_token":
+    if grant_type not in ("refresh_token", "authorization_code"):
         return _oauth_error(
             400,
             "unsupported_grant_type",
@@ -117,12 +169,15 @@ def exchange(
     client_ok = _same(form.get("client_id", ""), credentials.client_id)
     if not (client_ok and _same(form.get("client_secret", ""), credentials.client_secret)):
         return _oauth_error(401, "invalid_client", "Client authentication failed")
+    if grant_type == "authorization_code":
+        return _authorization_code(form, store, authorizations)
     refresh_token = form.get("refresh_token", "")
     if not refresh_token:
         return _oauth_error(
             400, "invalid_request", "The request is missing a required parameter : refresh_token"
         )
-    if not _same(refresh_token, credentials.refresh_token):
+    known = authorizations is not None and authorizations.knows(refresh_token)
+    if not (known or _same(refresh_token, credentials.refresh_token)):
         return _oauth_error(
             400,
             "invalid_grant",
@@ -130,7 +185,31 @@ def exchange(
         )
     return 200, {
         "access_token": store.issue(),
-        "refresh_token": credentials.refresh_token,
+        "refresh_token": refresh_token,
+        "token_type": "bearer",
+        "expires_in": store.expires_in,
+    }
+
+
+def _authorization_code(
+    form: Mapping[str, str], store: TokenStore, authorizations: Authorizations | None
+) -> tuple[int, dict[str, Any]]:
+    """The authorization-code grant: the seller's `spapi_oauth_code` for a refresh token."""
+    code = form.get("code", "")
+    if not code:
+        return _oauth_error(
+            400, "invalid_request", "The request is missing a required parameter : code"
+        )
+    refresh_token = (
+        authorizations.redeem(code, form.get("redirect_uri")) if authorizations else None
+    )
+    if refresh_token is None:  # unknown, used, expired, or issued for another redirect URI
+        return _oauth_error(
+            400, "invalid_grant", "The request has an invalid grant parameter : code"
+        )
+    return 200, {
+        "access_token": store.issue(),
+        "refresh_token": refresh_token,
         "token_type": "bearer",
         "expires_in": store.expires_in,
     }

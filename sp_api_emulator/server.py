@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from . import nfe_xml, operations
 from .catalog import MARKETPLACE_ID
@@ -57,7 +57,14 @@ from .faults import (
     TRUNCATE,
     Faults,
 )
-from .lwa import DEFAULT_TOKEN_TTL, LwaCredentials, TokenState, TokenStore, exchange
+from .lwa import (
+    DEFAULT_TOKEN_TTL,
+    Authorizations,
+    LwaCredentials,
+    TokenState,
+    TokenStore,
+    exchange,
+)
 from .models import BRAZIL_TZ
 from .operations import ApiError, error_body
 from .presign import (
@@ -75,6 +82,8 @@ from .stats import RequestRecord, Stats
 from .zip_store import Entry, ZipStore
 
 LWA_PATH = "/auth/o2/token"
+CONSENT_PATH = "/apps/authorize/consent"  # Seller Central's, e.g. sellercentral.amazon.com.br
+CONSENT_OPERATION = "sellerConsent"
 CONTROL_PREFIX = "/_emulator"
 JSON = "application/json"
 LWA_JSON = "application/json;charset=UTF-8"
@@ -233,6 +242,7 @@ class EmulatorServer:
         self.clock = ScaledClock(time_scale, clock)
         self.credentials = credentials or LwaCredentials()
         self.tokens = TokenStore(self.clock, token_ttl)
+        self.authorizations = Authorizations(self.clock)
         self.limiter = RateLimiter(self.clock, rate_overrides, arrival_grace=arrival_grace)
         self.faults = Faults(USAGE_PLANS)
         self.faults.deny_role = deny_role
@@ -551,6 +561,8 @@ class EmulatorServer:
             return CONTROL_OPERATION, self._control(request)
         if request.path == LWA_PATH and request.method == "POST":
             return LWA_OPERATION, self._lwa(request)
+        if request.path == CONSENT_PATH and request.method == "GET":
+            return CONSENT_OPERATION, self._consent(request)
         if request.path.startswith(DOWNLOAD_PREFIX) and request.method == "GET":
             return DOWNLOAD_OPERATION, self._download(request)
         for route in ROUTES:
@@ -748,8 +760,39 @@ class EmulatorServer:
             form = {str(k): str(v) for k, v in parsed.items()}
         else:
             form = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-        status, body = exchange(form, self.credentials, self.tokens)
+        status, body = exchange(form, self.credentials, self.tokens, self.authorizations)
         return Response(status, body, content_type=LWA_JSON)
+
+    def _consent(self, request: Request) -> Response:
+        """Answer Seller Central's consent page as a seller who clicks Confirm: a redirect to
+        `redirect_uri` with `state`, `selling_partner_id` and a fresh `spapi_oauth_code`.
+
+        Amazon shows the seller an error page when the application id is unknown; here a 400
+        says which parameter is wrong. `version=beta` (a draft application) is accepted."""
+        params = {name: values[0] for name, values in request.query.items()}
+        for name in ("application_id", "state", "redirect_uri"):
+            if not params.get(name):
+                return Response(400, {"error": f"the consent URL has no {name}"})
+        if params["application_id"] != self.credentials.application_id:
+            return Response(400, {"error": "unknown application_id: no such SP-API application"})
+        redirect = urlsplit(params["redirect_uri"])
+        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+            return Response(400, {"error": "redirect_uri is not an http(s) URL"})
+        answer = urlencode(
+            {
+                "state": params["state"],
+                "selling_partner_id": self.credentials.selling_partner_id,
+                "spapi_oauth_code": self.authorizations.consent(params["redirect_uri"]),
+            }
+        )
+        joined = "&" if redirect.query else "?"
+        location = params["redirect_uri"] + joined + answer
+        return Response(302, b"", headers={"Location": location}, content_type="text/plain")
+
+    @property
+    def consent_url(self) -> str:
+        """Seller Central's consent page, as this emulator serves it."""
+        return self.url + CONSENT_PATH
 
     def _control(self, request: Request) -> Response:
         """Answer the /_emulator/* routes that tests use to steer and inspect the emulator."""

@@ -195,6 +195,10 @@ BAD_OPTIONAL_VALUES = {
     "lookback_days": (-1, "`lookback_days` must be between 0 and"),
     "parse_nfe": ("yes", "`parse_nfe` must be of type boolean"),
     "stop_sync_on_rate_limit": (1, "`stop_sync_on_rate_limit` must be of type boolean"),
+    "app_id": (
+        "amzn1.application-oa2-client.0123",  # the LWA client ID, pasted in the wrong field
+        "`app_id` does not have the expected format like amzn1.sp.solution.",
+    ),
     "invalid_xml": ("skip", "`invalid_xml` must be one of emit_with_error, fail_sync"),
     "statuses": ("AUTHORIZED", "`statuses` must be of type array"),
     "invoice_type": (["SHIPMENT"], "`invoice_type` must be of type string"),
