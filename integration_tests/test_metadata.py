@@ -3,10 +3,16 @@
 The schema is ConnectorMetadataDefinitionV0 from airbyte-connector-models: the pydantic model
 Airbyte generates from the metadata schema of its registry. (The JSON Schema file shipped beside
 it cannot be used as is: its nested $ids leave some $refs unresolvable.)
+
+The memory declared per job type (resourceRequirements.jobSpecific) is held to the peaks that
+`make bench` part (i) measured and wrote to scripts/resources.json, plus the stated margin.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +22,13 @@ from airbyte_connector_models.metadata.v0.connector_metadata_definition_v0 impor
 )
 from pydantic import ValidationError
 
-from integration_tests.packaging import dockerfile, load_metadata, setup_name, setup_version
+from integration_tests.packaging import (
+    REPO,
+    dockerfile,
+    load_metadata,
+    setup_name,
+    setup_version,
+)
 from source_sp_invoices import settings
 
 # A pre-signed export URL's host, as in the API model's example of invoicesDocumentUrl.
@@ -109,3 +121,135 @@ def test_allowed_hosts_cover_every_host_the_connector_calls() -> None:
 )
 def test_allowed_hosts_refuse_other_hosts(host: str) -> None:
     assert not host_allowed(host, load_metadata()["data"]["allowedHosts"]["hosts"])
+
+
+# --- resourceRequirements against the measured peaks --------------------------------------------
+
+# What `make bench` part (i) measured (scripts/bench.py writes it): peak RSS and temporary disk of
+# check, discover and a read of all five streams against the largest document of bench.
+MEASURED_RESOURCES = REPO / "scripts" / "resources.json"
+# The margin metadata.yaml states: each declared memory request is at least the measured peak
+# times 1 + MEMORY_MARGIN (a limit at least its request).
+MEMORY_MARGIN = 0.5
+# The job type of Airbyte's model each measured command runs as.
+JOB_TYPES = {"check": "check_connection", "discover": "discover_schema", "read": "sync"}
+# Kubernetes quantity suffixes of memory (binary and decimal).
+QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?")
+SUFFIXES = {
+    None: 1,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """Bytes of a Kubernetes memory quantity: `512Mi`, `1Gi`, `500M`, `1.5G`, `268435456`."""
+    match = QUANTITY.fullmatch(str(quantity).strip())
+    if match is None:
+        raise ValueError(f"not a Kubernetes memory quantity: {quantity!r}")
+    return float(match.group(1)) * SUFFIXES[match.group(2)]
+
+
+def measured_resources() -> dict[str, Any]:
+    return json.loads(MEASURED_RESOURCES.read_text())
+
+
+def memory_shortfalls(metadata: dict[str, Any], measured: dict[str, Any]) -> list[str]:
+    """Every job type whose declared memory misses the measured peak plus the margin."""
+    job_specific = (metadata["data"].get("resourceRequirements") or {}).get("jobSpecific") or []
+    declared = {entry["jobType"]: entry["resourceRequirements"] for entry in job_specific}
+    problems = []
+    for command, job_type in JOB_TYPES.items():
+        requirements = declared.get(job_type)
+        if requirements is None:
+            problems.append(f"{job_type}: no resourceRequirements declared")
+            continue
+        if "memory_request" not in requirements or "memory_limit" not in requirements:
+            problems.append(f"{job_type}: memory_request and memory_limit are both needed")
+            continue
+        peak = measured[command]["peak_rss_mib"] * 2**20
+        needed = peak * (1 + MEMORY_MARGIN)
+        request = quantity_bytes(requirements["memory_request"])
+        limit = quantity_bytes(requirements["memory_limit"])
+        if request < needed:
+            problems.append(
+                f"{job_type}: memory_request {requirements['memory_request']} "
+                f"({request / 2**20:.0f} MiB) < measured {command} peak "
+                f"{peak / 2**20:.1f} MiB x {1 + MEMORY_MARGIN:g} = {needed / 2**20:.0f} MiB"
+            )
+        if limit < request:
+            problems.append(
+                f"{job_type}: memory_limit {requirements['memory_limit']} < memory_request "
+                f"{requirements['memory_request']}"
+            )
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("quantity", "size"),
+    [
+        ("512Mi", 512 * 2**20),
+        ("1Gi", 2**30),
+        ("1.5Gi", 1.5 * 2**30),
+        ("500M", 500 * 10**6),
+        ("64Ki", 64 * 2**10),
+        ("268435456", 268435456),
+    ],
+)
+def test_kubernetes_quantities(quantity: str, size: float) -> None:
+    assert quantity_bytes(quantity) == size
+
+
+@pytest.mark.parametrize("quantity", ["512 MB", "1GB", "Mi", "-1Gi", "1mi", ""])
+def test_kubernetes_quantities_refuse_other_forms(quantity: str) -> None:
+    with pytest.raises(ValueError):
+        quantity_bytes(quantity)
+
+
+def test_measurements_are_of_the_largest_document_of_bench() -> None:
+    """The figures the declarations rest on: the 50,000-invoice document, all five streams."""
+    measured = measured_resources()
+    assert measured["invoices"] >= 50_000
+    assert measured["largest_document_mib"] >= 200, measured["largest_document_mib"]
+    assert set(measured["streams"]) == {
+        "invoice_attributes",
+        "invoices",
+        "invoice_exports",
+        "invoice_documents",
+        "invoice_items",
+    }
+    assert measured["runs"] >= 3
+    for command in JOB_TYPES:
+        assert measured[command]["peak_rss_mib"] > 0, command
+
+
+def test_declared_memory_covers_the_measured_peaks_with_the_margin() -> None:
+    metadata = load_metadata()
+    requirements = validated(metadata).data.resource_requirements
+    assert requirements is not None and requirements.job_specific
+    assert {entry.job_type.value for entry in requirements.job_specific} >= set(JOB_TYPES.values())
+    problems = memory_shortfalls(metadata, measured_resources())
+    assert not problems, "metadata.yaml declares too little memory:\n" + "\n".join(problems)
+
+
+def test_the_memory_check_bites() -> None:
+    """A request under the measured peak plus the margin, or a limit under its request, fails."""
+    measured = measured_resources()
+    for command, job_type in JOB_TYPES.items():
+        peak = measured[command]["peak_rss_mib"]
+        for field, value in (
+            ("memory_request", f"{int(peak * (1 + MEMORY_MARGIN)) - 1}Mi"),
+            ("memory_limit", f"{int(peak * (1 + MEMORY_MARGIN)) - 1}Mi"),
+        ):
+            lowered = copy.deepcopy(load_metadata())
+            for entry in lowered["data"]["resourceRequirements"]["jobSpecific"]:
+                if entry["jobType"] == job_type:
+                    entry["resourceRequirements"][field] = value
+            problems = memory_shortfalls(lowered, measured)
+            assert any(p.startswith(f"{job_type}: {field}") for p in problems), (job_type, field)

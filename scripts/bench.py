@@ -36,6 +36,15 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             time to what one-day windows need at the document rate:
 
                 one_day_bound = first_export + (60 - 1) / r     (target ratio <= 0.25)
+(i) resources  Peak RSS and peak temporary disk of `check`, `discover` and a `read` of all five
+            streams (NF-e columns on) against the largest document of bench, the single export
+            of 50,000 invoices of (b) and (c): each command's own process, its VmHWM and its
+            fresh TMPDIR (open files, unlinked ones included, and named files) sampled every
+            10 ms. Medians are written to scripts/resources.json, which
+            integration_tests/test_metadata.py holds the resourceRequirements of metadata.yaml
+            to.
+
+`--only` takes a part's name or letter (`--only memory`, `--only c`), and may be repeated.
 """
 
 from __future__ import annotations
@@ -424,6 +433,80 @@ def disk_run(days: int, scale: float, seed: int) -> dict[str, float]:
     }
 
 
+RESOURCES_INVOICES = 50_000  # part (i): the largest document of bench, as in (b) and (c)
+RESOURCES_JSON = ROOT / "scripts" / "resources.json"  # part (i) writes it; test_metadata reads it
+
+
+def watch(command: list[str], scratch: str) -> dict[str, float]:
+    """Run one connector command, its TMPDIR the fresh directory `scratch`, sampling every 10 ms
+    its peak RSS (the kernel's high-water mark VmHWM of its own process, as in (c)) and the bytes
+    it has on the temporary disk (open files, unlinked ones too, and named files, as in (f))."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, env={**os.environ, "TMPDIR": scratch}
+    )
+    status = Path(f"/proc/{process.pid}/status")
+    peak_kb = peak_tmp = samples = 0
+    while process.poll() is None:
+        try:
+            hwm = next(ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM"))
+            peak_kb = max(peak_kb, int(hwm.split()[1]))
+        except (OSError, StopIteration):  # exiting: its memory is gone, VmHWM with it
+            pass
+        peak_tmp = max(peak_tmp, temporary_bytes(process.pid, scratch))
+        samples += 1
+        time.sleep(0.01)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[1]} failed (exit status {process.returncode})")
+    return {
+        "peak_rss_mib": peak_kb / 1024,
+        "peak_tmp_mib": peak_tmp / 2**20,
+        "peak_tmp_bytes": peak_tmp,
+        "files_left": len(os.listdir(scratch)),
+        "samples": samples,
+        "wall": time.monotonic() - started,
+    }
+
+
+def resources_run(invoices: int, seed: int) -> dict[str, Any]:
+    """check, discover and a read of all five streams (NF-e columns on) against one export of
+    `invoices` invoices in one document, each command with a fresh TMPDIR."""
+    dataset = Dataset.generate(seed=seed, start=date(2024, 1, 1), days=1, invoices_per_day=invoices)
+    with (
+        EmulatorServer(
+            dataset,
+            time_scale=1000,
+            rate_overrides=LIFTED,
+            max_invoices_per_document=invoices + 1,
+            export_processing_seconds=(1, 1),
+            export_queue_seconds=0,
+            reuse_identical_documents=True,
+        ) as server,
+        tempfile.TemporaryDirectory() as inputs,
+    ):
+        config = server.connector_config(
+            "2024-01-01T00:00:00Z",
+            replication_end_date="2024-01-02T00:00:00Z",
+            documents_window_days=1,
+            parse_nfe=True,
+        )
+        read_command = cli_command(inputs, config, ALL_STREAMS)
+        config_args = read_command[2:4]  # --config <path>
+        commands = {
+            "check": [str(CLI), "check", *config_args],
+            "discover": [str(CLI), "discover", *config_args],
+            "read": read_command,
+        }
+        run: dict[str, Any] = {}
+        for name, command in commands.items():
+            with tempfile.TemporaryDirectory(prefix="bench-tmpdir-") as scratch:
+                run[name] = watch(command, os.path.realpath(scratch))
+        run["documents"] = server.stats.count("getInvoicesDocument", 200)
+        sizes = [p.stat().st_size for p in Path(server.zips.directory).glob("**/*.zip")]
+        run["largest_document_mib"] = max(sizes, default=0) / 2**20
+    return run
+
+
 def fetched_documents(server: EmulatorServer) -> list[str]:
     """The document ids of every getInvoicesDocument call answered 200, in order."""
     return [
@@ -579,6 +662,19 @@ def machine() -> str:
     return f"{python}, {os.cpu_count()} cores ({cpu})"
 
 
+PARTS = {  # name: letter, in the order they run
+    "bound": "a",
+    "speed": "b",
+    "memory": "c",
+    "parse": "d",
+    "throttle": "e",
+    "disk": "f",
+    "documents": "g",
+    "quiet": "h",
+    "resources": "i",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -586,8 +682,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--only",
-        choices=["bound", "speed", "memory", "parse", "throttle", "disk", "documents", "quiet"],
+        choices=[*PARTS, *PARTS.values()],
         action="append",
+        help="a part by name or letter (repeatable); all parts without it",
     )
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
     parser.add_argument(
@@ -599,17 +696,17 @@ def main() -> None:
     parser.add_argument("--speed-invoices", type=int, default=50_000)
     parser.add_argument("--memory-invoices", type=int, default=50_000)
     parser.add_argument("--parse-invoices", type=int, default=5_000)
+    parser.add_argument("--resources-invoices", type=int, default=RESOURCES_INVOICES)
+    parser.add_argument(
+        "--resources-out",
+        type=Path,
+        default=None,
+        help=f"where (i) writes its figures (default {RESOURCES_JSON.relative_to(ROOT)}, "
+        "only with the default --resources-invoices and at least 3 runs)",
+    )
     args = parser.parse_args()
-    parts = args.only or [
-        "bound",
-        "speed",
-        "memory",
-        "parse",
-        "throttle",
-        "disk",
-        "documents",
-        "quiet",
-    ]
+    letters = {letter: name for name, letter in PARTS.items()}
+    parts = [letters.get(part, part) for part in args.only or PARTS]
     median = statistics.median
     print(f"machine: {machine()}")
 
@@ -775,6 +872,60 @@ def main() -> None:
             f"    median wall {median(r['wall'] for r in runs):.1f} s, median ratio to the "
             f"one-day bound {median(r['ratio'] for r in runs):.3f} (target <= 0.25)"
         )
+
+    if "resources" in parts:
+        invoices = args.resources_invoices
+        runs = [resources_run(invoices, seed) for seed in range(1, args.runs + 1)]
+        largest = median(r["largest_document_mib"] for r in runs)
+        print("\n(i) resources: check, discover and a read of all five streams (NF-e columns on),")
+        print(
+            f"    one export of {invoices} invoices in one document ({largest:.0f} MiB); each "
+            "command's VmHWM"
+        )
+        print("    and its fresh TMPDIR (open files, unlinked too, and named files) every 10 ms")
+        figures: dict[str, Any] = {
+            "measured_on": date.today().isoformat(),
+            "machine": machine(),
+            "source": "scripts/bench.py part (i), `make bench`",
+            "units": "MiB (2^20 bytes)",
+            "invoices": invoices,
+            "streams": list(ALL_STREAMS),
+            "runs": len(runs),
+            "largest_document_mib": round(largest, 1),
+        }
+        for command in ("check", "discover", "read"):
+            for r in runs:
+                c = r[command]
+                print(
+                    f"    {command} run: peak RSS {c['peak_rss_mib']:.1f} MiB, peak temporary "
+                    f"disk {c['peak_tmp_mib']:.2f} MiB, {c['files_left']:.0f} file(s) left, "
+                    f"{c['samples']:.0f} samples in {c['wall']:.1f} s"
+                )
+            rss = median(r[command]["peak_rss_mib"] for r in runs)
+            tmp = median(r[command]["peak_tmp_mib"] for r in runs)
+            figures[command] = {
+                "peak_rss_mib": round(rss, 1),
+                "peak_tmp_mib": round(tmp, 2),
+                "peak_tmp_bytes": median(r[command]["peak_tmp_bytes"] for r in runs),
+                "runs_peak_rss_mib": [round(r[command]["peak_rss_mib"], 1) for r in runs],
+                "runs_peak_tmp_mib": [round(r[command]["peak_tmp_mib"], 2) for r in runs],
+            }
+            print(
+                f"    {command}: median peak RSS {rss:.1f} MiB, median peak temporary disk "
+                f"{tmp:.2f} MiB"
+            )
+        print(f"    documents read per run: {', '.join(str(r['documents']) for r in runs)}")
+        out = args.resources_out
+        if out is None and invoices == RESOURCES_INVOICES and len(runs) >= 3:
+            out = RESOURCES_JSON
+        if out is None:
+            print(
+                f"    not written to {RESOURCES_JSON.relative_to(ROOT)}: not the default "
+                "data set or fewer than 3 runs (--resources-out writes anywhere)"
+            )
+        else:
+            out.write_text(json.dumps(figures, indent=2) + "\n")
+            print(f"    written to {out}")
 
 
 if __name__ == "__main__":
