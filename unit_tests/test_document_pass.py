@@ -8,6 +8,7 @@ import logging
 import zipfile
 from collections import Counter
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -106,6 +107,16 @@ def test_both_streams_fetch_and_parse_each_document_once(lwa, requests_mock, con
     assert Counter(r["invoiceId"] for r in items) == {
         invoice_id: len(DATASET.record(invoice_id).nfe.items) for invoice_id in expected
     }
+    for record in documents:  # each record holds its file and that file's NF-e columns
+        invoice = DATASET.record(record["invoiceId"])
+        assert record["xml"] == nfe_xml.render(invoice).decode("utf-8")
+        assert record.get("nfeParseError") is None
+        assert record["accessKey"] == invoice.nfe.access_key
+        assert record["issuerName"] == invoice.nfe.issuer.name
+    for item in items:
+        model = DATASET.record(item["invoiceId"]).nfe.items[item["itemNumber"] - 1]
+        assert (item["productCode"], item["ncm"]) == (model.product_code, model.ncm)
+        assert Decimal(str(item["grossValue"])) == model.gross_value
     assert amazon.s3.call_count == len(amazon.documents) == 6  # two documents a day, once each
     assert amazon.create.call_count == 3
     assert set(parses.values()) == {1} and len(parses) == len(expected)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
+from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +20,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 
 from conftest import validate_records
 from source_sp_invoices import SourceSpInvoices, exports
+from sp_api_emulator import Dataset, Invoice, render_nfe
 from unit_tests.conftest import API_URL
 
 S3 = "https://invoices-bucket.s3.amazonaws.com"
@@ -48,12 +52,47 @@ def states_of(output) -> list[dict[str, Any]]:
     return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
 
 
-def zip_of(names: list[str]) -> bytes:
+# The NF-e files the mocked ZIPs hold: real emulator invoices, so that with parse_nfe on (the
+# default) the records carry parsed columns. An entry's name is the mock's invoice id; its
+# content is the NF-e of one of these invoices, fixed per name.
+NFE_INVOICES = Dataset.generate(seed=7, start=date(2024, 1, 1), days=1, invoices_per_day=8)
+
+
+def nfe_of(name: str) -> Invoice:
+    """The emulator invoice whose NF-e the entry `<name>.xml` holds."""
+    records = NFE_INVOICES.records()
+    return records[zlib.crc32(name.encode()) % len(records)]
+
+
+def xml_of(name: str) -> str:
+    """The text of the entry `<name>.xml`: an NF-e 4.00 nfeProc in UTF-8, non-ASCII names too."""
+    return render_nfe(nfe_of(name)).decode("utf-8")
+
+
+def not_an_nfe(name: str) -> str:
+    """Well-formed XML that is not an NF-e: its nfeProc holds no NFe."""
+    return f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>'
+
+
+def zip_of(names: list[str], not_nfe: frozenset[str] = frozenset()) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            archive.writestr(f"{name}.xml", f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>')
+            archive.writestr(f"{name}.xml", not_an_nfe(name) if name in not_nfe else xml_of(name))
     return buffer.getvalue()
+
+
+def assert_parsed(record: dict[str, Any]) -> None:
+    """An invoice_documents record holds the raw XML of its entry and its NF-e columns."""
+    invoice = nfe_of(record["invoiceId"])
+    assert record["xml"] == xml_of(record["invoiceId"])
+    assert record.get("nfeParseError") is None
+    assert record["accessKey"] == invoice.nfe.access_key
+    assert record["number"] == str(invoice.nfe.number)
+    assert record["issuerName"] == invoice.nfe.issuer.name
+    assert record["recipientName"] == invoice.nfe.recipient.name
+    assert Decimal(str(record["totalInvoice"])) == invoice.nfe.totals.invoice_total
+    assert record["protocolStatusCode"] == invoice.protocol.status_code
 
 
 class Amazon:
@@ -65,6 +104,7 @@ class Amazon:
         self.exports: dict[str, dict[str, Any]] = {}
         self.documents: dict[str, list[str]] = {}
         self.per_export = documents_per_export
+        self.not_nfe: frozenset[str] = frozenset()  # invoice ids whose entry is not an NF-e
         fast = {"x-amzn-RateLimit-Limit": "1000"}  # so that the call-rate budget never waits
         self.create = requests_mock.post(
             f"{API_URL}/exports", status_code=202, json=self._create, headers=fast
@@ -101,7 +141,7 @@ class Amazon:
 
     def _download(self, request, context):
         document_id = urlsplit(request.url).path.strip("/").removesuffix(".zip").upper()
-        return zip_of(self.documents[document_id])
+        return zip_of(self.documents[document_id], self.not_nfe)
 
 
 def config_for(config: dict[str, Any], last_day: str) -> dict[str, Any]:
@@ -122,7 +162,8 @@ def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests
     assert first["exportId"] == "E1" and first["invoicesDocumentId"] == "E1-D0"
     assert first["fileName"] == "2024-01-01-0-0.xml"
     assert (first["dateStart"], first["dateEnd"]) == ("2024-01-01", "2024-01-01")
-    assert first["xml"] == '<?xml version="1.0"?><nfeProc>2024-01-01-0-0 ç</nfeProc>'
+    for record in records:
+        assert_parsed(record)
     bodies = [r.json() for r in amazon.create.request_history]
     assert bodies[0] == {
         "marketplaceId": "A2Q3Y263D00KWC",
@@ -177,10 +218,10 @@ def test_a_resumed_sync_polls_the_saved_export_instead_of_creating_one(lwa, requ
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-03"), catalog("invoice_documents"), state
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == [
-        "saved-1",
-        "saved-2",
-    ]
+    records = records_of(output, "invoice_documents")
+    assert [r["invoiceId"] for r in records] == ["saved-1", "saved-2"]
+    for record in records:
+        assert_parsed(record)
     assert amazon.create.call_count == 0
 
 
@@ -206,7 +247,10 @@ def test_an_expired_url_is_replaced_by_a_fresh_one(lwa, requests_mock, config):
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a", "b"]
+    records = records_of(output, "invoice_documents")
+    assert [r["invoiceId"] for r in records] == ["a", "b"]
+    for record in records:
+        assert_parsed(record)
     assert amazon.document.call_count == 2
 
 
@@ -219,7 +263,9 @@ def test_a_download_cut_off_mid_body_is_fetched_again(lwa, requests_mock, config
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a"]
+    (record,) = records_of(output, "invoice_documents")
+    assert record["invoiceId"] == "a"
+    assert_parsed(record)  # the whole ZIP of the second download, not a piece of the first
 
 
 def test_an_export_that_keeps_failing_fails_the_sync_naming_window_and_reason(
@@ -307,20 +353,26 @@ def test_invoice_exports_asks_nothing_when_the_saved_cursor_lies_in_the_future(
 
 
 def test_an_unreadable_nfe_lands_with_its_raw_xml_and_the_reason(lwa, requests_mock, config):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
+    amazon.not_nfe = frozenset({"2024-01-01-0-0"})  # the other entry of the ZIP is an NF-e
     config = {**config_for(config, "2024-01-02"), "parse_nfe": True}
     output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
-    records = records_of(output, "invoice_documents")
-    assert len(records) == 2 and not output.errors
-    assert records[0]["nfeParseError"] == "not an NF-e: nfeProc holds no NFe element"
-    assert records[0]["xml"].endswith("<nfeProc>2024-01-01-0-0 ç</nfeProc>")
-    assert "accessKey" not in records[0]  # null columns: the CDK leaves them out
+    assert not output.errors
+    bad, good = records_of(output, "invoice_documents")
+    assert bad["invoiceId"] == "2024-01-01-0-0"
+    assert bad["nfeParseError"] == "not an NF-e: nfeProc holds no NFe element"
+    assert bad["xml"] == not_an_nfe("2024-01-01-0-0")
+    assert "accessKey" not in bad  # null columns: the CDK leaves them out
+    assert good["invoiceId"] == "2024-01-01-0-1"
+    assert_parsed(good)  # one unreadable file does not spoil the rest of its document
     warnings = [m.log.message for m in output.logs if m.log.level.name == "WARN"]
-    assert any("2024-01-01-0-0.xml of export E1" in w for w in warnings)
+    assert sum("2024-01-01-0-0.xml of export E1" in w for w in warnings) == 1
+    assert not any("2024-01-01-0-1.xml" in w for w in warnings)
 
 
 def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock, config):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
+    amazon.not_nfe = frozenset({"2024-01-01-0-0"})
     config = {**config_for(config, "2024-01-03"), "parse_nfe": True, "invalid_xml": "fail_sync"}
     output = read(
         SourceSpInvoices(), config, catalog("invoice_documents"), expecting_exception=True
