@@ -54,9 +54,7 @@ def test_slow_answers_time_out_and_are_asked_again(cli, config, dataset, emulato
     emulator.faults.set_latency("getInvoices", 3.0)  # longer than the read timeout below
 
     def recover() -> None:  # slow until one answer came too late, then in time again
-        deadline = time.monotonic() + 60
-        while emulator.stats.count("getInvoices") < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the emulator records a call when it answers: after 3 s
+        emulator.stats.wait("getInvoices", timeout=60)  # recorded when answered: after 3 s
         emulator.faults.set_latency("getInvoices", None)
 
     threading.Thread(target=recover, daemon=True).start()
