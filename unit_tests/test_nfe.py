@@ -843,7 +843,19 @@ def test_doctypes_and_entities_are_refused(xml, as_bytes):
         PARSER.parse(data)
 
 
-@pytest.mark.parametrize("xml", [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_DTD])
+REFUSED_DOCTYPE = "refused: the document has a DOCTYPE (DTDs and entities are not allowed)"
+
+
+@pytest.mark.parametrize(
+    ("xml", "message"),
+    [
+        # lxml stops the expansion where the first entity is used (its reason follows)
+        (BILLION_LAUGHS, "not well-formed XML at line 1, column 7: "),
+        (EXTERNAL_ENTITY, REFUSED_DOCTYPE),
+        (EXTERNAL_DTD, REFUSED_DOCTYPE),
+    ],
+    ids=["billion-laughs", "external-entity", "external-dtd"],
+)
 @pytest.mark.parametrize(
     "disguise",
     [
@@ -852,13 +864,16 @@ def test_doctypes_and_entities_are_refused(xml, as_bytes):
     ],
     ids=["utf-16", "comment"],
 )
-def test_doctypes_hidden_from_the_byte_scan_are_refused_too(xml, disguise):
+def test_doctypes_hidden_from_the_byte_scan_are_refused_too(xml, message, disguise):
     # The scan only gives a clear message early; lxml's hardened parser still decides.
     data = disguise(xml.replace('<?xml version="1.0"?>', ""))
     with pytest.raises(NfeError) as error:
         PARSER.parse(data)
     assert "root:" not in str(error.value)  # no file content leaked into a message
-    assert "refused" in str(error.value) or "not well-formed" in str(error.value)
+    if message == REFUSED_DOCTYPE:
+        assert str(error.value) == message
+    else:
+        assert str(error.value).startswith(message)
 
 
 def test_an_external_subset_is_never_read(tmp_path: Path):
@@ -869,7 +884,4 @@ def test_an_external_subset_is_never_read(tmp_path: Path):
         with pytest.raises(NfeError) as error:
             PARSER.parse(data)
         # Had lxml read the file, it would fail on its content ("external subset").
-        assert (
-            str(error.value)
-            == "refused: the document has a DOCTYPE (DTDs and entities are not allowed)"
-        )
+        assert str(error.value) == REFUSED_DOCTYPE

@@ -13,7 +13,7 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from conftest import validate_records
-from source_sp_invoices import SourceSpInvoices
+from source_sp_invoices import SourceSpInvoices, settings
 from unit_tests.conftest import API_URL
 
 ATTRIBUTES = {
@@ -333,7 +333,7 @@ def test_a_body_that_stays_unreadable_fails_saying_so(lwa, requests_mock, config
 def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
     lwa, requests_mock, config, no_retry_waits
 ):
-    requests_mock.get(
+    route = requests_mock.get(
         f"{API_URL}/invoices",
         status_code=503,
         json={"errors": [{"code": "ServiceUnavailable", "message": "Try later."}]},
@@ -343,8 +343,14 @@ def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
     message = output.errors[0].trace.error.message
     assert "getInvoices answered HTTP 503: ServiceUnavailable: Try later." in message
     assert "x-amzn-RequestId req-503" in message
-    retries = [m.log.message for m in output.logs if "req-503" in m.log.message]
-    assert retries  # each retry's log line names the request too
+    # each retry (every call but the last) is logged naming the request
+    retried = [
+        m.log.message
+        for m in output.logs
+        if m.log.message.startswith("Caught retryable error")
+        and "x-amzn-RequestId req-503" in m.log.message
+    ]
+    assert len(retried) == route.call_count - 1 == settings.MAX_RETRIES
 
 
 def test_a_request_that_always_times_out_fails_naming_the_host(

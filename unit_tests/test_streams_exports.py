@@ -390,17 +390,22 @@ def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock,
 def test_the_documents_stream_says_how_long_it_takes_and_estimates_its_rows(
     lwa, requests_mock, config
 ):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
     config = config_for(config, "2024-01-05")  # four whole days, two invoices each
     output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
     logs = [m.log.message for m in output.logs]
+    # what the plan foresaw and the summary reports, counted where it happened
+    assert len(records_of(output, "invoice_documents")) == 8
+    assert amazon.create.call_count == amazon.document.call_count == 4
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
     plan = next(m for m in logs if "days 2024-01-01 to 2024-01-04 (4 day(s))" in m)
     assert "at least 4 document(s)" in plan and "one document every 60 s" in plan
     assert "at least 4 min (up to 4 min)" in plan
     estimates = [m.trace.estimate for m in output.trace_messages if m.trace.type.name == "ESTIMATE"]
     assert [e.row_estimate for e in estimates] == [8, 8, 8, 8]  # 2 a day from the first day
     assert {e.name for e in estimates} == {"invoice_documents"}
-    assert any("done: 4 day(s) in 4 window(s), 8 invoice(s), 8 record(s)" in m for m in logs)
+    # the words are what a user reads: one summary, at the end
+    assert sum("done: 4 day(s) in 4 window(s), 8 invoice(s), 8 record(s)" in m for m in logs) == 1
 
 
 def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_mock, config):
