@@ -139,6 +139,33 @@ def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
     ]
 
 
+@pytest.mark.parametrize(
+    ("stream", "path", "key", "record"),
+    [
+        ("invoices", "invoices", "invoices", invoice(1, "2024-01-02T00:00:00Z")),
+        ("invoice_exports", "exports", "exports", {"exportId": "E1", "status": "REQUESTED"}),
+    ],
+)
+def test_empty_pages_with_a_next_token_are_followed(
+    lwa, requests_mock, config, stream, path, key, record
+):
+    """The model: "Note that this operation can return empty pages." Paging goes on while a
+    nextToken comes, whatever a page holds (the emulator never sends an empty page)."""
+    config.update(replication_end_date="2024-01-08T00:00:00Z")  # one invoices window
+    route = requests_mock.get(
+        f"{API_URL}/{path}",
+        [
+            {"json": {key: [], "nextToken": "page-2"}},
+            {"json": {key: [], "nextToken": "page-3"}},
+            {"json": {key: [record]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog(stream))
+    assert not output.errors
+    assert records_of(output, stream) == [record]
+    assert [query(r).get("nextToken") for r in route.request_history] == [None, "page-2", "page-3"]
+
+
 def test_every_invoice_amazon_returns_is_emitted_whatever_its_date(lwa, requests_mock, config):
     # getInvoices filters on the creation date: a record's `date` can lie outside the window
     # asked for. Each window of 7 days answers with an invoice dated in the other window.

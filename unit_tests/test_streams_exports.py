@@ -312,9 +312,11 @@ def test_an_unreadable_saved_state_is_refused(lwa, requests_mock, config):
 
 
 def test_invoice_exports_lists_every_page_and_keeps_the_latest_start(lwa, requests_mock, config):
-    first = {"exportId": "A", "status": "DONE", "generateExportStartedAt": "2024-01-05T10:00:00Z"}
+    # The model gives no order for the listing (the emulator's is oldest first): the latest
+    # start comes first here, and is still the cursor.
+    first = {"exportId": "A", "status": "DONE", "generateExportStartedAt": "2024-01-06T10:00:00Z"}
     second = {"exportId": "B", "status": "REQUESTED"}
-    third = {"exportId": "C", "status": "ERROR", "generateExportStartedAt": "2024-01-06T10:00:00Z"}
+    third = {"exportId": "C", "status": "ERROR", "generateExportStartedAt": "2024-01-05T10:00:00Z"}
     route = requests_mock.get(
         f"{API_URL}/exports",
         [
@@ -451,8 +453,12 @@ def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_
     assert set(final) == {"invoices", "invoice_documents"}
 
 
-def date_times_only(amazon, requests_mock, refused: list[str]):
-    """createInvoicesExport that takes only date-times, as the model's example body sends."""
+def date_times_only(amazon, requests_mock, refused: list[str], shape: str = "emulator"):
+    """createInvoicesExport that takes only date-times, as the model's example body sends.
+
+    shape "emulator": the emulator's 400 (the field named in the message); "model": the form of
+    the model's sandbox 400, a generic message and the field named in `details` only.
+    """
     original = amazon._create
 
     def create(request, context):
@@ -460,6 +466,17 @@ def date_times_only(amazon, requests_mock, refused: list[str]):
         if "T" not in body["dateStart"]:
             refused.append(body["dateStart"])
             context.status_code = 400
+            if shape == "model":
+                return {
+                    "errors": [
+                        {
+                            "code": "400",
+                            "message": "Request has missing or invalid parameters and cannot "
+                            "be parsed.",
+                            "details": "Invalid attribute(s): 'dateStart'.",
+                        }
+                    ]
+                }
             return {
                 "errors": [
                     {
@@ -477,10 +494,11 @@ def date_times_only(amazon, requests_mock, refused: list[str]):
     )
 
 
-def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mock, config):
+@pytest.mark.parametrize("shape", ["emulator", "model"])
+def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mock, config, shape):
     amazon = Amazon(requests_mock, [])
     refused: list[str] = []
-    date_times_only(amazon, requests_mock, refused)
+    date_times_only(amazon, requests_mock, refused, shape)
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-04"), catalog("invoice_documents")
     )
