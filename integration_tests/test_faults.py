@@ -12,6 +12,7 @@ from airbyte_cdk.models import AirbyteStreamStatus, AirbyteStreamStatusReasonTyp
 from integration_tests.conftest import catalog
 from integration_tests.test_cli import truth as invoice_truth
 from integration_tests.test_documents import truth as document_truth
+from source_sp_invoices import settings
 from sp_api_emulator import DOWNLOAD_OPERATION
 
 ALL_STREAMS = ("invoice_attributes", "invoices", "invoice_exports", "invoice_documents")
@@ -45,6 +46,8 @@ def test_every_fault_of_the_api_at_once_ends_in_a_complete_sync(cli, emulator, d
     assert run.records("invoice_attributes")
     run.records("invoice_exports")  # listed before any export exists: checked by its schema
     assert emulator.stats.count("getInvoicesExports", 200) == 2  # the garbled page, then JSON
+    pages = max(1, -(-len(invoices) // settings.INVOICES_PAGE_SIZE))  # one window of 3 days
+    assert emulator.stats.count("getInvoices", 200) == pages + 1  # the garbled one asked again
     for operation, status in [
         ("getInvoicesDocument", 503),
         ("createInvoicesExport", 500),
