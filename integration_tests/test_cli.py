@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -19,18 +18,6 @@ def truth(dataset, start: str = START, end: str = END) -> list[dict]:
     """The emulator's invoices issued in [start, end), oldest first."""
     inclusive = dataset.invoices(start, end, sort_order="ASC")
     return [invoice for invoice in inclusive if invoice["date"] < end.replace("Z", "")]
-
-
-def settled_count(emulator, operation: str, quiet: float = 0.5, limit: float = 10.0) -> int:
-    """The number of calls of an operation once none arrived for `quiet` seconds."""
-    count, deadline = len(emulator.stats.requests(operation)), time.monotonic() + limit
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = len(emulator.stats.requests(operation))
-        if now == count:
-            return count
-        count = now
-    return count
 
 
 def by_id(records: list[dict]) -> dict[str, dict]:
@@ -189,14 +176,19 @@ def test_a_killed_sync_resumes_at_its_first_unfinished_window(cli, config, datas
     killed = parse_messages("".join(lines))
     last_state = [m["state"]["stream"]["stream_state"] for m in killed if m["type"] == "STATE"][-1]
     assert last_state["date"] == last_state["resume_from"] == "2024-01-05T00:00:00Z"
-    # The killed process may have left a request in flight (0.15 s of latency): the emulator
-    # records it when it answers, so count the calls once nothing more arrives.
-    calls_before = settled_count(emulator, "getInvoices")
+    # The killed process may have left a request in flight (0.15 s of latency), which the
+    # emulator logs whenever it answers; the resumed process logs in for a token of its own,
+    # so its calls are those that carry a token issued after the kill.
+    tokens_before = len(emulator.tokens.issued())
     resumed = cli.run(
         "read", config, catalog=catalog("invoices"), state=state_of("invoices", last_state)
     )
-    first_call = emulator.stats.requests("getInvoices")[calls_before]
-    assert first_call.query["dateStart"] == ["2024-01-05T00:00:00Z"]
+    resumed_calls = [
+        call
+        for call in emulator.stats.requests("getInvoices")
+        if call.token is not None and call.token > tokens_before
+    ]
+    assert resumed_calls[0].query["dateStart"] == ["2024-01-05T00:00:00Z"]
     before = [m["record"]["data"] for m in killed if m["type"] == "RECORD"]
     union = {r["id"] for r in before} | {r["id"] for r in resumed.records("invoices")}
     assert union == {invoice["id"] for invoice in truth(dataset)}
@@ -234,10 +226,8 @@ def test_an_access_token_that_expires_mid_sync_is_refreshed(cli, config, dataset
     emulator.faults.latency["getInvoices"] = 0.05
 
     def expire_after_three_windows() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.stats.count("getInvoices", 200) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        emulator.expire_tokens()
+        if emulator.stats.wait("getInvoices", 200, count=3, timeout=60):
+            emulator.expire_tokens()
 
     expirer = threading.Thread(target=expire_after_three_windows, daemon=True)
     expirer.start()

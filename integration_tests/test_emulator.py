@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -158,12 +159,15 @@ def test_wrong_grant_type_is_refused(server: EmulatorServer) -> None:
 
 
 def test_token_expires_on_the_scaled_clock(dataset: Dataset) -> None:
-    with EmulatorServer(dataset, time_scale=10_000) as emulator:  # 3600 s -> 0.36 real s
+    real = ManualClock()  # the real seconds the time scale multiplies, moved by hand
+    with EmulatorServer(dataset, time_scale=10_000, clock=real) as emulator:  # 3600 s: 0.36 s
         body = lwa(emulator).json()
         assert body["expires_in"] == 1  # ceil(0.36): reported in real seconds
         api = Api(emulator, body["access_token"])
         assert api.get("/attributes", {"marketplaceId": MARKETPLACE_ID}).status_code == 200
-        time.sleep(0.45)
+        real.advance(0.35)  # 3500 emulator seconds: still valid
+        assert api.get("/attributes", {"marketplaceId": MARKETPLACE_ID}).status_code == 200
+        real.advance(0.02)  # 3700: expired
         response = api.get("/attributes", {"marketplaceId": MARKETPLACE_ID})
         assert response.status_code == 403
         assert first_error(response) == {
@@ -496,12 +500,17 @@ def test_a_call_may_arrive_a_few_real_milliseconds_early_but_not_keep_doing_so()
 
 
 def test_bucket_refills_in_real_time_with_a_time_scale(dataset: Dataset) -> None:
-    with EmulatorServer(dataset, time_scale=4) as emulator:  # attributes: 4 req/s, burst 1
+    real = ManualClock()
+    # attributes: 1 req/emulator s, so 4 req/real s (a token every 0.25 s), burst 1; a call may
+    # come 20 ms early (0.08 of a token at this rate)
+    with EmulatorServer(dataset, time_scale=4, clock=real) as emulator:
         api = Api(emulator)
         attributes = {"marketplaceId": MARKETPLACE_ID}
         assert api.get("/attributes", attributes).status_code == 200
         assert api.get("/attributes", attributes).status_code == 429
-        time.sleep(0.3)
+        real.advance(0.2)  # 0.8 of a token: more than 20 ms early
+        assert api.get("/attributes", attributes).status_code == 429
+        real.advance(0.05)  # 0.25 s since the first call: a whole token
         assert api.get("/attributes", attributes).status_code == 200
 
 
@@ -617,8 +626,25 @@ def test_stats_count_requests_per_operation_and_status(server: EmulatorServer) -
         server.url + "/_emulator/requests", params={"operation": "getInvoices"}, timeout=10
     ).json()["requests"]
     assert [r["query"].get("pageSize") for r in logged] == [None, ["0"]]
+    assert [r["token"] for r in logged] == [1, 1]  # the issue number of the token, not it
     reset = requests.post(server.url + "/_emulator/reset-stats", timeout=10).json()
     assert reset["total"] == 0 and server.stats.count() == 0
+
+
+def test_stats_wait_for_answers_and_tell_the_clients_apart(server: EmulatorServer) -> None:
+    assert server.stats.wait("getInvoices", timeout=0) is False  # none yet
+    answered: list[bool] = []
+    waiter = threading.Thread(
+        target=lambda: answered.append(server.stats.wait("getInvoices", 200, count=2, timeout=30))
+    )
+    waiter.start()
+    first, second = Api(server), Api(server)  # two clients, each with its own token
+    assert first.invoices().status_code == second.invoices().status_code == 200
+    waiter.join(timeout=30)
+    assert answered == [True]
+    Api(server, token="").invoices()  # no token: 403, and no issue number
+    calls = server.stats.requests("getInvoices")
+    assert [(call.status, call.token) for call in calls] == [(200, 1), (200, 2), (403, None)]
 
 
 # --- the data set ----------------------------------------------------------------------------

@@ -98,7 +98,8 @@ class TokenStore:
             raise ValueError("token ttl must be positive")
         self.clock = clock
         self.ttl = ttl
-        self._expiry: dict[str, float] = {}
+        self._expiry: dict[str, float] = {}  # in issue order
+        self._serials: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -111,7 +112,19 @@ class TokenStore:
         token = "Atza|" + secrets.token_urlsafe(48)
         with self._lock:
             self._expiry[token] = self.clock() + self.ttl
+            self._serials[token] = len(self._serials) + 1
         return token
+
+    def serial(self, token: str | None) -> int | None:
+        """Return a token's issue number (1 for the first issued), None for one never issued.
+
+        Not a secret: the request log keeps it, so a test can tell apart the calls of two
+        clients (two connector processes each log in for their own token).
+        """
+        if not token:
+            return None
+        with self._lock:
+            return self._serials.get(token)
 
     def issued(self) -> list[str]:
         """Every access token issued so far (tests look for them in a connector's output)."""

@@ -550,8 +550,11 @@ class EmulatorServer:
             response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
         if operation != CONTROL_OPERATION:
             query = {k: v for k, v in request.query.items() if k not in SECRET_PARAMETERS}
+            token = self.tokens.serial(request.header("x-amz-access-token"))
             self.stats.record(
-                RequestRecord(operation, request.method, request.path, query, response.status)
+                RequestRecord(
+                    operation, request.method, request.path, query, response.status, token
+                )
             )
         return response
 

@@ -23,6 +23,7 @@ class RequestRecord:
     path: str
     query: dict[str, list[str]]
     status: int
+    token: int | None = None  # the issue number of the access token sent (not the token)
 
 
 class Stats:
@@ -31,6 +32,7 @@ class Stats:
     def __init__(self) -> None:
         """Start empty."""
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self._counts: Counter[tuple[str, int]] = Counter()
         self._log: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
 
@@ -39,14 +41,32 @@ class Stats:
         with self._lock:
             self._counts[(record.operation, record.status)] += 1
             self._log.append(record)
+            self._recorded.notify_all()
 
     def count(self, operation: str | None = None, status: int | None = None) -> int:
         """Return how many requests matched an operation and/or status (None = any)."""
         with self._lock:
-            return sum(
-                n
-                for (op, st), n in self._counts.items()
-                if (operation is None or op == operation) and (status is None or st == status)
+            return self._count(operation, status)
+
+    def _count(self, operation: str | None, status: int | None) -> int:
+        return sum(
+            n
+            for (op, st), n in self._counts.items()
+            if (operation is None or op == operation) and (status is None or st == status)
+        )
+
+    def wait(
+        self,
+        operation: str | None = None,
+        status: int | None = None,
+        count: int = 1,
+        timeout: float | None = None,
+    ) -> bool:
+        """Block until `count` requests matching an operation and/or status were answered;
+        return False if `timeout` real seconds passed first (an event for tests: no polling)."""
+        with self._recorded:
+            return self._recorded.wait_for(
+                lambda: self._count(operation, status) >= count, timeout=timeout
             )
 
     def requests(self, operation: str | None = None) -> list[RequestRecord]:

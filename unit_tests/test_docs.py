@@ -4,7 +4,9 @@
 - every stream is in the supported streams table with its primary key, cursor and sync modes;
 - the latest changelog entry is the package's version;
 - every message quoted in Troubleshooting is one the connector (or the Airbyte CDK) really
-  gives, and every error message of the connector is quoted there;
+  gives, and every error message of the connector is quoted there. The connector's messages
+  are read from its own source; the CDK's are taken from what it says in a real failing read
+  (never from the CDK's files, whose layout is the CDK's business);
 - the icon is an SVG.
 """
 
@@ -16,25 +18,20 @@ import xml.etree.ElementTree as ElementTree
 from functools import cache
 from pathlib import Path
 
-import airbyte_cdk
 import pytest
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import load_spec
 from source_sp_invoices.source import SourceSpInvoices
-from unit_tests.conftest import make_config
+from unit_tests.conftest import API_URL, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "sp-invoices.md"
 ICON = ROOT / "docs" / "icon.svg"
 PACKAGE = ROOT / "source_sp_invoices"
-CDK = Path(airbyte_cdk.__file__).parent
-# The CDK modules whose messages reach users of this connector (retries exhausted, stream failed).
-CDK_MODULES = [
-    CDK / "sources" / "streams" / "http" / "http_client.py",
-    CDK / "utils" / "traced_exception.py",
-    CDK / "exception_handler.py",
-]
 
 HOLE = "\x00"  # where an f-string or a concatenation inserts a value
 PLACEHOLDER = re.compile(r"<[^<>]+>")  # how the docs mark the parts of a message that change
@@ -202,12 +199,10 @@ def connector_messages() -> list[str]:
 
 @cache
 def code_texts() -> frozenset[str]:
-    """The literal texts of the code, with fixed constants written into its f-strings.
-
-    From the connector's package and the CDK modules that speak to users.
-    """
+    """The literal texts of the connector's package, with fixed constants written into its
+    f-strings."""
     texts: set[str] = set()
-    for path in [*sorted(PACKAGE.rglob("*.py")), *CDK_MODULES]:
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text("utf-8"))
         module = _assigned(tree)
         parts = {id(p) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for p in n.values}
@@ -239,10 +234,28 @@ def from_the_code(fragment: str, texts: frozenset[str]) -> bool:
     )
 
 
-def quote_is_real(quote: str) -> bool:
-    """Every part of a quoted message between placeholders comes from the code."""
-    texts = code_texts()
+def quote_is_real(quote: str, given: frozenset[str] = frozenset()) -> bool:
+    """Every part of a quoted message between placeholders comes from the code, or from
+    messages `given` at run time."""
+    texts = code_texts() | given
     return all(from_the_code(part, texts) for part in PLACEHOLDER.split(quote) if part)
+
+
+@pytest.fixture
+def cdk_messages(lwa, requests_mock, config) -> frozenset[str]:
+    """What the Airbyte CDK itself says to users of this connector, heard in a real read: a
+    request that keeps failing ends in the CDK's "Exhausted available request attempts" error,
+    and the sync in its summary of the streams that failed."""
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=503,
+        json={"errors": [{"code": "ServiceUnavailable", "message": "Try later."}]},
+    )
+    catalog = CatalogBuilder().with_stream("invoices", SyncMode.full_refresh).build()
+    output = read(SourceSpInvoices(), config, catalog, expecting_exception=True)
+    messages = frozenset(error.trace.error.message for error in output.errors)
+    assert len(messages) == 2, messages  # the stream's error, then the sync's summary
+    return messages
 
 
 # --- the tests --------------------------------------------------------------------------------
@@ -305,11 +318,25 @@ def test_the_icon_is_a_small_svg():
     assert ICON.stat().st_size < 4096
 
 
-def test_every_troubleshooting_message_is_given_by_the_code():
+def test_every_troubleshooting_message_is_given_by_the_code(cdk_messages):
     quotes = quoted_messages()
     assert len(quotes) > 30
-    invented = [quote for quote in quotes if not quote_is_real(quote)]
+    invented = [quote for quote in quotes if not quote_is_real(quote, cdk_messages)]
     assert not invented, f"messages the code does not give: {invented}"
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "Exhausted available request attempts. Please see logs for more details. "
+        "Exception: <error>",
+        "During the sync, the following streams did not sync successfully: <stream>: <error>",
+    ],
+)
+def test_the_cdks_messages_in_troubleshooting_are_what_it_says(quote, cdk_messages):
+    assert quote in quoted_messages()
+    assert not quote_is_real(quote)  # the connector's code does not say it
+    assert quote_is_real(quote, cdk_messages)  # the CDK does, in a failing read
 
 
 def test_every_message_of_the_connector_is_in_troubleshooting():

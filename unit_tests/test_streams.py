@@ -13,7 +13,7 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from conftest import validate_records
-from source_sp_invoices import SourceSpInvoices
+from source_sp_invoices import SourceSpInvoices, settings
 from unit_tests.conftest import API_URL
 
 ATTRIBUTES = {
@@ -137,6 +137,33 @@ def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
         {"date": "2024-01-08T00:00:00Z", "resume_from": "2024-01-08T00:00:00Z"},
         {"date": "2024-01-15T00:00:00Z"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("stream", "path", "key", "record"),
+    [
+        ("invoices", "invoices", "invoices", invoice(1, "2024-01-02T00:00:00Z")),
+        ("invoice_exports", "exports", "exports", {"exportId": "E1", "status": "REQUESTED"}),
+    ],
+)
+def test_empty_pages_with_a_next_token_are_followed(
+    lwa, requests_mock, config, stream, path, key, record
+):
+    """The model: "Note that this operation can return empty pages." Paging goes on while a
+    nextToken comes, whatever a page holds (the emulator never sends an empty page)."""
+    config.update(replication_end_date="2024-01-08T00:00:00Z")  # one invoices window
+    route = requests_mock.get(
+        f"{API_URL}/{path}",
+        [
+            {"json": {key: [], "nextToken": "page-2"}},
+            {"json": {key: [], "nextToken": "page-3"}},
+            {"json": {key: [record]}},
+        ],
+    )
+    output = read(SourceSpInvoices(), config, catalog(stream))
+    assert not output.errors
+    assert records_of(output, stream) == [record]
+    assert [query(r).get("nextToken") for r in route.request_history] == [None, "page-2", "page-3"]
 
 
 def test_every_invoice_amazon_returns_is_emitted_whatever_its_date(lwa, requests_mock, config):
@@ -333,7 +360,7 @@ def test_a_body_that_stays_unreadable_fails_saying_so(lwa, requests_mock, config
 def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
     lwa, requests_mock, config, no_retry_waits
 ):
-    requests_mock.get(
+    route = requests_mock.get(
         f"{API_URL}/invoices",
         status_code=503,
         json={"errors": [{"code": "ServiceUnavailable", "message": "Try later."}]},
@@ -343,8 +370,14 @@ def test_server_errors_that_never_end_fail_quoting_amazon_and_the_request_id(
     message = output.errors[0].trace.error.message
     assert "getInvoices answered HTTP 503: ServiceUnavailable: Try later." in message
     assert "x-amzn-RequestId req-503" in message
-    retries = [m.log.message for m in output.logs if "req-503" in m.log.message]
-    assert retries  # each retry's log line names the request too
+    # each retry (every call but the last) is logged naming the request
+    retried = [
+        m.log.message
+        for m in output.logs
+        if m.log.message.startswith("Caught retryable error")
+        and "x-amzn-RequestId req-503" in m.log.message
+    ]
+    assert len(retried) == route.call_count - 1 == settings.MAX_RETRIES
 
 
 def test_a_request_that_always_times_out_fails_naming_the_host(

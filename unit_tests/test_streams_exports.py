@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
+from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +21,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 from conftest import validate_records
 from source_sp_invoices import SourceSpInvoices
 from source_sp_invoices.export_pipeline import pipeline as exports
+from sp_api_emulator import Dataset, Invoice, render_nfe
 from unit_tests.conftest import API_URL
 
 S3 = "https://invoices-bucket.s3.amazonaws.com"
@@ -49,12 +53,47 @@ def states_of(output) -> list[dict[str, Any]]:
     return [m.state.stream.stream_state.__dict__ for m in output.state_messages]
 
 
-def zip_of(names: list[str]) -> bytes:
+# The NF-e files the mocked ZIPs hold: real emulator invoices, so that with parse_nfe on (the
+# default) the records carry parsed columns. An entry's name is the mock's invoice id; its
+# content is the NF-e of one of these invoices, fixed per name.
+NFE_INVOICES = Dataset.generate(seed=7, start=date(2024, 1, 1), days=1, invoices_per_day=8)
+
+
+def nfe_of(name: str) -> Invoice:
+    """The emulator invoice whose NF-e the entry `<name>.xml` holds."""
+    records = NFE_INVOICES.records()
+    return records[zlib.crc32(name.encode()) % len(records)]
+
+
+def xml_of(name: str) -> str:
+    """The text of the entry `<name>.xml`: an NF-e 4.00 nfeProc in UTF-8, non-ASCII names too."""
+    return render_nfe(nfe_of(name)).decode("utf-8")
+
+
+def not_an_nfe(name: str) -> str:
+    """Well-formed XML that is not an NF-e: its nfeProc holds no NFe."""
+    return f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>'
+
+
+def zip_of(names: list[str], not_nfe: frozenset[str] = frozenset()) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            archive.writestr(f"{name}.xml", f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>')
+            archive.writestr(f"{name}.xml", not_an_nfe(name) if name in not_nfe else xml_of(name))
     return buffer.getvalue()
+
+
+def assert_parsed(record: dict[str, Any]) -> None:
+    """An invoice_documents record holds the raw XML of its entry and its NF-e columns."""
+    invoice = nfe_of(record["invoiceId"])
+    assert record["xml"] == xml_of(record["invoiceId"])
+    assert record.get("nfeParseError") is None
+    assert record["accessKey"] == invoice.nfe.access_key
+    assert record["number"] == str(invoice.nfe.number)
+    assert record["issuerName"] == invoice.nfe.issuer.name
+    assert record["recipientName"] == invoice.nfe.recipient.name
+    assert Decimal(str(record["totalInvoice"])) == invoice.nfe.totals.invoice_total
+    assert record["protocolStatusCode"] == invoice.protocol.status_code
 
 
 class Amazon:
@@ -66,6 +105,7 @@ class Amazon:
         self.exports: dict[str, dict[str, Any]] = {}
         self.documents: dict[str, list[str]] = {}
         self.per_export = documents_per_export
+        self.not_nfe: frozenset[str] = frozenset()  # invoice ids whose entry is not an NF-e
         fast = {"x-amzn-RateLimit-Limit": "1000"}  # so that the call-rate budget never waits
         self.create = requests_mock.post(
             f"{API_URL}/exports", status_code=202, json=self._create, headers=fast
@@ -102,7 +142,7 @@ class Amazon:
 
     def _download(self, request, context):
         document_id = urlsplit(request.url).path.strip("/").removesuffix(".zip").upper()
-        return zip_of(self.documents[document_id])
+        return zip_of(self.documents[document_id], self.not_nfe)
 
 
 def config_for(config: dict[str, Any], last_day: str) -> dict[str, Any]:
@@ -123,7 +163,8 @@ def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests
     assert first["exportId"] == "E1" and first["invoicesDocumentId"] == "E1-D0"
     assert first["fileName"] == "2024-01-01-0-0.xml"
     assert (first["dateStart"], first["dateEnd"]) == ("2024-01-01", "2024-01-01")
-    assert first["xml"] == '<?xml version="1.0"?><nfeProc>2024-01-01-0-0 ç</nfeProc>'
+    for record in records:
+        assert_parsed(record)
     bodies = [r.json() for r in amazon.create.request_history]
     assert bodies[0] == {
         "marketplaceId": "A2Q3Y263D00KWC",
@@ -178,10 +219,10 @@ def test_a_resumed_sync_polls_the_saved_export_instead_of_creating_one(lwa, requ
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-03"), catalog("invoice_documents"), state
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == [
-        "saved-1",
-        "saved-2",
-    ]
+    records = records_of(output, "invoice_documents")
+    assert [r["invoiceId"] for r in records] == ["saved-1", "saved-2"]
+    for record in records:
+        assert_parsed(record)
     assert amazon.create.call_count == 0
 
 
@@ -207,7 +248,10 @@ def test_an_expired_url_is_replaced_by_a_fresh_one(lwa, requests_mock, config):
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a", "b"]
+    records = records_of(output, "invoice_documents")
+    assert [r["invoiceId"] for r in records] == ["a", "b"]
+    for record in records:
+        assert_parsed(record)
     assert amazon.document.call_count == 2
 
 
@@ -220,7 +264,9 @@ def test_a_download_cut_off_mid_body_is_fetched_again(lwa, requests_mock, config
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-02"), catalog("invoice_documents")
     )
-    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a"]
+    (record,) = records_of(output, "invoice_documents")
+    assert record["invoiceId"] == "a"
+    assert_parsed(record)  # the whole ZIP of the second download, not a piece of the first
 
 
 def test_an_export_that_keeps_failing_fails_the_sync_naming_window_and_reason(
@@ -267,9 +313,11 @@ def test_an_unreadable_saved_state_is_refused(lwa, requests_mock, config):
 
 
 def test_invoice_exports_lists_every_page_and_keeps_the_latest_start(lwa, requests_mock, config):
-    first = {"exportId": "A", "status": "DONE", "generateExportStartedAt": "2024-01-05T10:00:00Z"}
+    # The model gives no order for the listing (the emulator's is oldest first): the latest
+    # start comes first here, and is still the cursor.
+    first = {"exportId": "A", "status": "DONE", "generateExportStartedAt": "2024-01-06T10:00:00Z"}
     second = {"exportId": "B", "status": "REQUESTED"}
-    third = {"exportId": "C", "status": "ERROR", "generateExportStartedAt": "2024-01-06T10:00:00Z"}
+    third = {"exportId": "C", "status": "ERROR", "generateExportStartedAt": "2024-01-05T10:00:00Z"}
     route = requests_mock.get(
         f"{API_URL}/exports",
         [
@@ -308,20 +356,26 @@ def test_invoice_exports_asks_nothing_when_the_saved_cursor_lies_in_the_future(
 
 
 def test_an_unreadable_nfe_lands_with_its_raw_xml_and_the_reason(lwa, requests_mock, config):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
+    amazon.not_nfe = frozenset({"2024-01-01-0-0"})  # the other entry of the ZIP is an NF-e
     config = {**config_for(config, "2024-01-02"), "parse_nfe": True}
     output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
-    records = records_of(output, "invoice_documents")
-    assert len(records) == 2 and not output.errors
-    assert records[0]["nfeParseError"] == "not an NF-e: nfeProc holds no NFe element"
-    assert records[0]["xml"].endswith("<nfeProc>2024-01-01-0-0 ç</nfeProc>")
-    assert "accessKey" not in records[0]  # null columns: the CDK leaves them out
+    assert not output.errors
+    bad, good = records_of(output, "invoice_documents")
+    assert bad["invoiceId"] == "2024-01-01-0-0"
+    assert bad["nfeParseError"] == "not an NF-e: nfeProc holds no NFe element"
+    assert bad["xml"] == not_an_nfe("2024-01-01-0-0")
+    assert "accessKey" not in bad  # null columns: the CDK leaves them out
+    assert good["invoiceId"] == "2024-01-01-0-1"
+    assert_parsed(good)  # one unreadable file does not spoil the rest of its document
     warnings = [m.log.message for m in output.logs if m.log.level.name == "WARN"]
-    assert any("2024-01-01-0-0.xml of export E1" in w for w in warnings)
+    assert sum("2024-01-01-0-0.xml of export E1" in w for w in warnings) == 1
+    assert not any("2024-01-01-0-1.xml" in w for w in warnings)
 
 
 def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock, config):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
+    amazon.not_nfe = frozenset({"2024-01-01-0-0"})
     config = {**config_for(config, "2024-01-03"), "parse_nfe": True, "invalid_xml": "fail_sync"}
     output = read(
         SourceSpInvoices(), config, catalog("invoice_documents"), expecting_exception=True
@@ -341,17 +395,22 @@ def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock,
 def test_the_documents_stream_says_how_long_it_takes_and_estimates_its_rows(
     lwa, requests_mock, config
 ):
-    Amazon(requests_mock, [])
+    amazon = Amazon(requests_mock, [])
     config = config_for(config, "2024-01-05")  # four whole days, two invoices each
     output = read(SourceSpInvoices(), config, catalog("invoice_documents"))
     logs = [m.log.message for m in output.logs]
+    # what the plan foresaw and the summary reports, counted where it happened
+    assert len(records_of(output, "invoice_documents")) == 8
+    assert amazon.create.call_count == amazon.document.call_count == 4
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
     plan = next(m for m in logs if "days 2024-01-01 to 2024-01-04 (4 day(s))" in m)
     assert "at least 4 document(s)" in plan and "one document every 60 s" in plan
     assert "at least 4 min (up to 4 min)" in plan
     estimates = [m.trace.estimate for m in output.trace_messages if m.trace.type.name == "ESTIMATE"]
     assert [e.row_estimate for e in estimates] == [8, 8, 8, 8]  # 2 a day from the first day
     assert {e.name for e in estimates} == {"invoice_documents"}
-    assert any("done: 4 day(s) in 4 window(s), 8 invoice(s), 8 record(s)" in m for m in logs)
+    # the words are what a user reads: one summary, at the end
+    assert sum("done: 4 day(s) in 4 window(s), 8 invoice(s), 8 record(s)" in m for m in logs) == 1
 
 
 def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_mock, config):
@@ -397,8 +456,12 @@ def test_documents_are_read_at_the_same_time_as_the_other_streams(lwa, requests_
     assert set(final) == {"invoices", "invoice_documents"}
 
 
-def date_times_only(amazon, requests_mock, refused: list[str]):
-    """createInvoicesExport that takes only date-times, as the model's example body sends."""
+def date_times_only(amazon, requests_mock, refused: list[str], shape: str = "emulator"):
+    """createInvoicesExport that takes only date-times, as the model's example body sends.
+
+    shape "emulator": the emulator's 400 (the field named in the message); "model": the form of
+    the model's sandbox 400, a generic message and the field named in `details` only.
+    """
     original = amazon._create
 
     def create(request, context):
@@ -406,6 +469,17 @@ def date_times_only(amazon, requests_mock, refused: list[str]):
         if "T" not in body["dateStart"]:
             refused.append(body["dateStart"])
             context.status_code = 400
+            if shape == "model":
+                return {
+                    "errors": [
+                        {
+                            "code": "400",
+                            "message": "Request has missing or invalid parameters and cannot "
+                            "be parsed.",
+                            "details": "Invalid attribute(s): 'dateStart'.",
+                        }
+                    ]
+                }
             return {
                 "errors": [
                     {
@@ -423,10 +497,11 @@ def date_times_only(amazon, requests_mock, refused: list[str]):
     )
 
 
-def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mock, config):
+@pytest.mark.parametrize("shape", ["emulator", "model"])
+def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mock, config, shape):
     amazon = Amazon(requests_mock, [])
     refused: list[str] = []
-    date_times_only(amazon, requests_mock, refused)
+    date_times_only(amazon, requests_mock, refused, shape)
     output = read(
         SourceSpInvoices(), config_for(config, "2024-01-04"), catalog("invoice_documents")
     )
