@@ -153,7 +153,7 @@ def test_wrong_refresh_token_is_invalid_grant(server: EmulatorServer) -> None:
 
 
 def test_wrong_grant_type_is_refused(server: EmulatorServer) -> None:
-    response = lwa(server, grant_type="authorization_code")
+    response = lwa(server, grant_type="client_credentials")  # LWA's grant for grantless calls
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
 
