@@ -109,6 +109,10 @@ REQUEST_TIMEOUT: Final = (
     _seconds_from_environment("SP_INVOICES_READ_TIMEOUT_SECONDS", 120.0),
 )
 
+# (connect, read) seconds of a token request: LWA answers in milliseconds, so a silent token
+# endpoint is given up on after 4 tries of 30 s (about 2 minutes), not 4 of REQUEST_TIMEOUT.
+LWA_TIMEOUT: Final = (10.0, min(30.0, REQUEST_TIMEOUT[1]))
+
 # Retries of one request after a 5xx, a dropped connection or a 429.
 MAX_RETRIES: Final = 8
 # Upper bound on the time spent retrying one request (an hour: the slowest operation allows

@@ -11,6 +11,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.datetime_helpers import ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_sp_invoices import settings
 from source_sp_invoices.config import parse_config
 from source_sp_invoices.http import auth
 from source_sp_invoices.http.auth import LwaAuthenticator
@@ -89,6 +90,14 @@ def test_an_unreachable_endpoint_fails_naming_the_host_after_bounded_attempts(
     assert "could not reach Login with Amazon at api.amazon.com" in caught.value.message
     assert caught.value.failure_type == FailureType.transient_error
     assert requests_mock.call_count == auth.TOKEN_ATTEMPTS
+
+
+def test_every_token_request_has_a_timeout_of_its_own(lwa, authenticator):
+    """The CDK's refresh sends none, and waits for ever on a silent endpoint (auth.py)."""
+    authenticator.get_access_token()
+    assert lwa.last_request.timeout == settings.LWA_TIMEOUT
+    connect, read = settings.LWA_TIMEOUT
+    assert connect > 0 and 0 < read <= 30  # four tries give up within about two minutes
 
 
 def test_a_token_response_without_a_token_is_a_clear_error(requests_mock, authenticator):

@@ -1,4 +1,15 @@
-"""Login with Amazon: a refresh token exchanged for an access token sent as x-amz-access-token."""
+"""Login with Amazon: a refresh token exchanged for an access token sent as x-amz-access-token.
+
+The CDK's Oauth2Authenticator caches and refreshes the token; only how one refresh is requested
+is ours, because the CDK's loop has gaps that scripts/measure_lwa.py shows (airbyte-cdk 7.39.1,
+a local LWA, 2026-11-26): a token endpoint that accepts the connection and never answers keeps
+the CDK's refresh waiting for ever (still waiting after 600 s: it sends no timeout, and its
+refresh lock, shared by every authenticator of the process, stalls every stream behind it);
+ours gives up after 4 tries of LWA_TIMEOUT, naming the host. A rejected credential is a
+config error naming the field to fix (`refresh_token` for invalid_grant, `lwa_app_id` and
+`lwa_client_secret` for invalid_client), where the CDK's best setting always blames the refresh
+token. What the CDK does alike is not repeated here: caching, expiry, masking the token.
+"""
 
 from __future__ import annotations
 
@@ -79,7 +90,7 @@ class LwaAuthenticator(Oauth2Authenticator):
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             try:
                 response = self._session.post(
-                    self.get_token_refresh_endpoint(), data=data, timeout=settings.REQUEST_TIMEOUT
+                    self.get_token_refresh_endpoint(), data=data, timeout=settings.LWA_TIMEOUT
                 )
             except requests.RequestException as error:
                 failure = f"could not reach Login with Amazon at {host} ({type(error).__name__})"
