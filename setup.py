@@ -2,7 +2,7 @@
 
 from setuptools import setup
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 setup(
     name="source-sp-invoices",

@@ -4,7 +4,6 @@ whatever it reports, the state it saved lets the next sync resume where it stopp
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -18,10 +17,8 @@ def storm_after(emulator, calls: int) -> threading.Thread:
     """Answer every getInvoices 429 once `calls` of them have succeeded (windows were read)."""
 
     def start() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.stats.count("getInvoices", 200) < calls and time.monotonic() < deadline:
-            time.sleep(0.01)
-        emulator.faults.fail_next("getInvoices", 429, count=STORM)
+        if emulator.stats.wait("getInvoices", 200, count=calls, timeout=60):
+            emulator.faults.fail_next("getInvoices", 429, count=STORM)
 
     thread = threading.Thread(target=start, daemon=True)
     thread.start()
