@@ -1,6 +1,6 @@
 """Packaging: `pip install .` installs the connector and its console script."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 VERSION = "0.3.0"
 
@@ -9,13 +9,7 @@ setup(
     version=VERSION,
     description="Airbyte source for the Amazon SP-API Invoices API (Brazilian FBA NF-e invoices).",
     python_requires=">=3.11",
-    packages=[
-        "source_sp_invoices",
-        "source_sp_invoices.export_pipeline",
-        "source_sp_invoices.http",
-        "source_sp_invoices.nfe",
-        "source_sp_invoices.streams",
-    ],
+    packages=find_packages(include=["source_sp_invoices", "source_sp_invoices.*"]),
     package_data={"source_sp_invoices": ["spec.json", "schemas/*.json"]},
     install_requires=[
         "airbyte-cdk==7.39.1",

@@ -38,8 +38,11 @@ def test_a_lasting_429_storm_fails_with_its_failure_type_and_the_next_sync_resum
         invoices_window_days=1,
         stop_sync_on_rate_limit=stop_sync_on_rate_limit,
     )
-    storm_after(emulator, calls=3).join(timeout=0)
+    # 50 ms a page: the read cannot finish its 21 windows before the storm is planned.
+    emulator.faults.set_latency("getInvoices", 0.05)
+    storm_after(emulator, calls=3)
     first = cli.run("read", config, catalog=catalog("invoices"))
+    assert emulator.stats.count("getInvoices", 429) == 9  # the first try and 8 retries
     assert first.returncode != 0
     error, *summary = first.errors()
     assert error["message"].startswith(
@@ -55,7 +58,7 @@ def test_a_lasting_429_storm_fails_with_its_failure_type_and_the_next_sync_resum
     saved = first.states("invoices")
     assert saved, "the windows read before the storm were checkpointed"
 
-    emulator.faults.reset()
+    emulator.faults.reset()  # the storm and the latency end
     before = emulator.stats.count("getInvoices", 200)
     second = cli.run(
         "read", config, catalog=catalog("invoices"), state=state_of("invoices", saved[-1])

@@ -247,7 +247,12 @@ def _endpoint(raw: Mapping[str, Any], name: str, default: str, problems: list[st
         return default
     parts = urlsplit(value)
     cloud = is_cloud_environment()
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if "@" in parts.netloc:  # user:password@host: said without quoting the value
+        problems.append(
+            f"`{name}` must not carry a user name or password: the connector authenticates "
+            "with the LWA credentials only."
+        )
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"`{name}` {value} is not an http(s) URL.")
     elif cloud and parts.scheme == "http":
         problems.append(

@@ -47,7 +47,8 @@ class Authorizations:
     def __init__(self, clock: ScaledClock, ttl: float = CODE_TTL) -> None:
         self.clock = clock
         self.ttl = ttl
-        self._codes: dict[str, tuple[str, float]] = {}  # code -> (redirect URI, expiry)
+        self._codes: dict[str, tuple[str, float]] = {}  # unused code -> (redirect URI, expiry)
+        self._issued: list[str] = []  # every code and refresh token, used or not
         self._refresh_tokens: list[str] = []
         self._lock = threading.Lock()
 
@@ -55,7 +56,11 @@ class Authorizations:
         """The seller authorized the application: a new code for this redirect URI."""
         code = "ANemulator" + secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = (redirect_uri, self.clock() + self.ttl)
+            now = self.clock()
+            for old in [c for c, (_, expiry) in self._codes.items() if expiry <= now]:
+                del self._codes[old]  # expired: forgotten
+            self._codes[code] = (redirect_uri, now + self.ttl)
+            self._issued.append(code)
         return code
 
     def redeem(self, code: str, redirect_uri: str | None) -> str | None:
@@ -68,6 +73,7 @@ class Authorizations:
                 return None
             token = "Atzr|" + secrets.token_urlsafe(48)
             self._refresh_tokens.append(token)
+            self._issued.append(token)
             return token
 
     def knows(self, refresh_token: str) -> bool:
@@ -78,7 +84,7 @@ class Authorizations:
     def issued(self) -> list[str]:
         """Every code and refresh token issued so far (tests look for them in outputs)."""
         with self._lock:
-            return [*self._codes, *self._refresh_tokens]
+            return list(self._issued)
 
 
 class TokenState(Enum):

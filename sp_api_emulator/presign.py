@@ -26,7 +26,11 @@ SIGNED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires")
 SESSION = "X-Amz-Security-Token"
 SIGNATURE = "X-Amz-Signature"
 REQUIRED = (*SIGNED, "X-Amz-SignedHeaders", SIGNATURE)
-SECRET_PARAMETERS = frozenset({SIGNATURE, SESSION})  # left out of the request log
+# Left out of the request log: a URL's signature and session token, and any LWA secret or
+# code a client might put in a query string.
+SECRET_PARAMETERS = frozenset(
+    {SIGNATURE, SESSION, "client_secret", "refresh_token", "code", "spapi_oauth_code"}
+)
 XML = "application/xml"
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from . import nfe_xml, operations
 from .catalog import MARKETPLACE_ID
@@ -788,8 +788,8 @@ class EmulatorServer:
                 "spapi_oauth_code": self.authorizations.consent(params["redirect_uri"]),
             }
         )
-        joined = "&" if redirect.query else "?"
-        location = params["redirect_uri"] + joined + answer
+        query = f"{redirect.query}&{answer}" if redirect.query else answer
+        location = urlunsplit(redirect._replace(query=query))
         return Response(302, b"", headers={"Location": location}, content_type="text/plain")
 
     @property

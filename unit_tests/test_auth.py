@@ -112,3 +112,11 @@ def test_an_unexpected_client_error_points_at_the_endpoint(requests_mock, authen
         authenticator.get_access_token()
     assert "answered HTTP 404" in caught.value.message and "`lwa_endpoint`" in caught.value.message
     assert caught.value.failure_type == FailureType.config_error
+
+
+def test_messages_name_the_token_host_never_its_user_or_password(requests_mock):
+    from source_sp_invoices.http.responses import host_and_port
+
+    assert host_and_port("https://u:pw@lwa.example.com:8443/t") == "lwa.example.com:8443"
+    assert host_and_port("http://[::1]:9/t") == "[::1]:9"
+    assert host_and_port("https://api.amazon.com/auth/o2/token") == "api.amazon.com"

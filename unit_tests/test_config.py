@@ -277,3 +277,10 @@ def test_oss_keeps_loopback_http_for_the_emulator(monkeypatch):
     parsed = parse_config(make_config(api_endpoint="http://127.0.0.1:8080"), now=NOW)
     assert parsed.api_endpoint == "http://127.0.0.1:8080"
     assert "uses plain http: use https" in error_of(api_endpoint="http://10.0.0.7")
+
+
+@pytest.mark.parametrize("field", ["api_endpoint", "lwa_endpoint"])
+def test_an_endpoint_with_a_password_is_refused_without_quoting_it(field):
+    message = error_of(**{field: "https://proxy-user:s3cr3t-pw@proxy.example.com"})
+    assert f"`{field}` must not carry a user name or password" in message
+    assert "s3cr3t-pw" not in message and "proxy-user" not in message

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -29,6 +28,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.config import Config
+from source_sp_invoices.http.responses import host_and_port
 
 logger = logging.getLogger("airbyte")
 
@@ -79,7 +79,7 @@ class LwaAuthenticator(Oauth2Authenticator):
         return token, ab_datetime_now() + timedelta(seconds=lifetime - margin)
 
     def _request_token(self) -> Mapping[str, Any]:
-        host = urlsplit(self.get_token_refresh_endpoint()).netloc
+        host = host_and_port(self.get_token_refresh_endpoint())
         data = {
             "grant_type": "refresh_token",
             "refresh_token": self.get_refresh_token(),

@@ -141,8 +141,15 @@ class SpApiHttpClient(HttpClient):
     config error that Airbyte does not retry when the user set `stop_sync_on_rate_limit`.
     """
 
-    def __init__(self, *args: Any, stop_sync_on_rate_limit: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        error_handler: SpApiErrorHandler,
+        stop_sync_on_rate_limit: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, error_handler=error_handler, **kwargs)
+        self._handler = error_handler  # its last expired answer names what Amazon refused
         self._stop_on_rate_limit = stop_sync_on_rate_limit
 
     def send_request(self, *args: Any, **kwargs: Any) -> Any:
@@ -150,8 +157,7 @@ class SpApiHttpClient(HttpClient):
             return super().send_request(*args, **kwargs)
         except AirbyteTracedException as error:
             if error.message == _REFRESHED_TOKEN_REJECTED:
-                handler = self._error_handler
-                answer = getattr(handler, "last_expired_answer", "")
+                answer = self._handler.last_expired_answer
                 raise _refreshed_token_rejected(error, answer) from error
             # The CDK raises its exception while handling the last retry's: that is the context.
             cause = error.__context__

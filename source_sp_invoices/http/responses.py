@@ -41,7 +41,20 @@ def operation_name(response: requests.Response) -> str:
 def host_of(error: requests.RequestException) -> str:
     """The host a failed request was sent to, for messages that say where the network failed."""
     url = getattr(error.request, "url", None) or ""
-    return urlsplit(url).netloc or "the SP-API endpoint"
+    return host_and_port(url) or "the SP-API endpoint"
+
+
+def host_and_port(url: str) -> str:
+    """A URL's host and port for a message: never a user name or password it may carry."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address, bracketed as in a URL
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if host and port else host
 
 
 def json_body(response: requests.Response) -> Any:

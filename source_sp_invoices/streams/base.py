@@ -11,7 +11,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.streams.http import HttpStream
-from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
 
@@ -72,7 +72,7 @@ class SpApiStream(HttpStream, ABC):
     def request_kwargs(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {"timeout": settings.REQUEST_TIMEOUT}
 
-    def get_error_handler(self) -> ErrorHandler | None:
+    def get_error_handler(self) -> SpApiErrorHandler:
         return SpApiErrorHandler(self.logger, self._max_retries)
 
     def get_backoff_strategy(self) -> BackoffStrategy | None:
