@@ -236,11 +236,11 @@ def peak_rss_kb(config: dict[str, Any]) -> int:
         return peak
 
 
-def speed_run(
-    invoices: int, seed: int, parse_nfe: bool = False, measure_memory: bool = False
-) -> dict[str, float]:
+def one_document_emulator(invoices: int, seed: int) -> EmulatorServer:
+    """One day of `invoices` invoices exported as one document, limits lifted, the ZIP built
+    once and reused: the emulator of (b), (c) and (i) (and of scripts/measure_readers.py)."""
     dataset = Dataset.generate(seed=seed, start=date(2024, 1, 1), days=1, invoices_per_day=invoices)
-    with EmulatorServer(
+    return EmulatorServer(
         dataset,
         time_scale=1000,
         rate_overrides=LIFTED,
@@ -248,13 +248,24 @@ def speed_run(
         export_processing_seconds=(1, 1),
         export_queue_seconds=0,
         reuse_identical_documents=True,
-    ) as server:
-        config = server.connector_config(
-            "2024-01-01T00:00:00Z",
-            replication_end_date="2024-01-02T00:00:00Z",
-            documents_window_days=1,
-            parse_nfe=parse_nfe,
-        )
+    )
+
+
+def one_document_config(server: EmulatorServer, parse_nfe: bool) -> dict[str, Any]:
+    """The config that reads that one day in one window."""
+    return server.connector_config(
+        "2024-01-01T00:00:00Z",
+        replication_end_date="2024-01-02T00:00:00Z",
+        documents_window_days=1,
+        parse_nfe=parse_nfe,
+    )
+
+
+def speed_run(
+    invoices: int, seed: int, parse_nfe: bool = False, measure_memory: bool = False
+) -> dict[str, float]:
+    with one_document_emulator(invoices, seed) as server:
+        config = one_document_config(server, parse_nfe)
         # Build the ZIP once first, so that the timed read measures the connector, not the emulator.
         with open(os.devnull, "wb") as sink:
             read(server, config, ("invoice_documents",), sink)
@@ -471,25 +482,11 @@ def watch(command: list[str], scratch: str) -> dict[str, float]:
 def resources_run(invoices: int, seed: int) -> dict[str, Any]:
     """check, discover and a read of all five streams (NF-e columns on) against one export of
     `invoices` invoices in one document, each command with a fresh TMPDIR."""
-    dataset = Dataset.generate(seed=seed, start=date(2024, 1, 1), days=1, invoices_per_day=invoices)
     with (
-        EmulatorServer(
-            dataset,
-            time_scale=1000,
-            rate_overrides=LIFTED,
-            max_invoices_per_document=invoices + 1,
-            export_processing_seconds=(1, 1),
-            export_queue_seconds=0,
-            reuse_identical_documents=True,
-        ) as server,
+        one_document_emulator(invoices, seed) as server,
         tempfile.TemporaryDirectory() as inputs,
     ):
-        config = server.connector_config(
-            "2024-01-01T00:00:00Z",
-            replication_end_date="2024-01-02T00:00:00Z",
-            documents_window_days=1,
-            parse_nfe=True,
-        )
+        config = one_document_config(server, parse_nfe=True)
         read_command = cli_command(inputs, config, ALL_STREAMS)
         config_args = read_command[2:4]  # --config <path>
         commands = {

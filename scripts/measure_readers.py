@@ -57,7 +57,6 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,17 +65,6 @@ ROOT = SCRIPTS.parent
 CACHE = Path(tempfile.gettempdir()) / "sp-invoices-measure"
 SLOT_SECONDS = 60.0  # getInvoicesDocument: 0.0167 requests/s, burst 1
 STREAM_UNZIP_CHUNK = 64 * 1024
-LIFTED = {
-    op: 1000.0
-    for op in (
-        "getInvoicesAttributes",
-        "getInvoices",
-        "createInvoicesExport",
-        "getInvoicesExports",
-        "getInvoicesExport",
-        "getInvoicesDocument",
-    )
-}
 
 
 def code_root() -> Path:
@@ -475,6 +463,8 @@ def child_safety() -> dict[str, str]:
             max_entry_bytes=bound,
         ),
     }
+    if "stream-unzip" not in VARIANTS:
+        del readers["stream-unzip"]
     results = {}
     cases = (
         ("20 MB entry", honest_bomb),
@@ -550,30 +540,19 @@ def serve(path: Path) -> tuple[_Server, str]:
 
 
 def emulator(invoices: int, seed: int) -> Any:
-    """bench.py speed_run's emulator and config: limits lifted, one document of everything."""
+    """bench.py's emulator of (b): limits lifted, one document of everything."""
     use_code_root()
-    from sp_api_emulator import Dataset, EmulatorServer
+    sys.path.insert(0, str(SCRIPTS))
+    import bench
 
-    dataset = Dataset.generate(seed=seed, start=date(2024, 1, 1), days=1, invoices_per_day=invoices)
-    server = EmulatorServer(
-        dataset,
-        time_scale=1000,
-        rate_overrides=LIFTED,
-        max_invoices_per_document=invoices + 1,
-        export_processing_seconds=(1, 1),
-        export_queue_seconds=0,
-        reuse_identical_documents=True,
-    )
-    return server
+    return bench.one_document_emulator(invoices, seed)
 
 
 def emulator_config(server: Any) -> dict[str, Any]:
-    return server.connector_config(
-        "2024-01-01T00:00:00Z",
-        replication_end_date="2024-01-02T00:00:00Z",
-        documents_window_days=1,
-        parse_nfe=False,
-    )
+    """bench.py's config of (b): raw XML records."""
+    import bench
+
+    return bench.one_document_config(server, parse_nfe=False)
 
 
 def connector_read(config: dict[str, Any], wrapper: bool) -> dict[str, float]:
@@ -701,6 +680,8 @@ def main() -> None:
     if args.code_root:
         os.environ["SP_INVOICES_CODE_ROOT"] = str(Path(args.code_root).resolve())
 
+    if importlib.util.find_spec("stream_unzip") is None:  # parent and children alike
+        VARIANTS.pop("stream-unzip", None)
     if args.child:
         kind, *rest = args.child
         if kind == "variant":
@@ -717,9 +698,8 @@ def main() -> None:
         return
 
     median = statistics.median
-    if importlib.util.find_spec("stream_unzip") is None:
+    if "stream-unzip" not in VARIANTS:
         print("stream-unzip is not installed (.venv/bin/pip install stream-unzip): skipped")
-        del VARIANTS["stream-unzip"]
     print(f"machine: {machine()}")
     print(f"versions: {versions()}")
     print(f"code measured: {code_root()}")
