@@ -9,7 +9,9 @@ import pytest
 
 from integration_tests.conftest import END, START, catalog, state_of
 from integration_tests.test_cli import truth
+from integration_tests.test_documents import truth as document_truth
 
+WEEK_END = "2024-01-08T00:00:00Z"  # a week: enough windows to have exports in flight
 STORM = 200  # 429s: more than every retry of one request (8), so the sync gives up
 
 
@@ -70,3 +72,54 @@ def test_a_lasting_429_storm_fails_with_its_failure_type_and_the_next_sync_resum
     }
     assert union == {i["id"] for i in truth(dataset, end=END)}  # nothing lost
     assert read_again < 21  # and the days already read were not read again (21 one-day windows)
+
+
+ALL_STREAMS = (
+    "invoice_attributes",
+    "invoices",
+    "invoice_exports",
+    "invoice_documents",
+    "invoice_items",
+)
+
+
+@pytest.mark.parametrize(
+    ("stop_sync_on_rate_limit", "failure_type"),
+    [(False, "transient_error"), (True, "config_error")],
+)
+def test_with_every_stream_selected_a_document_429_storm_fails_the_document_streams_only(
+    cli, quick_emulator, dataset, stop_sync_on_rate_limit, failure_type
+):
+    """As sellers configure it: the document pass fails with the storm's failure type, the
+    streams read beside it complete, and the next sync reads the documents from the exports the
+    failed one saved, without creating them again."""
+    emulator = quick_emulator
+    config = emulator.connector_config(
+        START, replication_end_date=WEEK_END, stop_sync_on_rate_limit=stop_sync_on_rate_limit
+    )
+    emulator.faults.fail_next("getInvoicesDocument", 429, count=STORM)
+    first = cli.run("read", config, catalog=catalog(*ALL_STREAMS))
+    assert first.returncode != 0
+    assert emulator.stats.count("getInvoicesDocument", 429) == 9  # the first try and 8 retries
+    errors = first.errors()
+    failed = {e["stream_descriptor"]["name"] for e in errors if e.get("stream_descriptor")}
+    assert failed == {"invoice_documents", "invoice_items"}
+    assert {e["failure_type"] for e in errors} == {failure_type}  # the summary's too
+    assert sorted(i["id"] for i in first.records("invoices")) == sorted(
+        i["id"] for i in truth(dataset, end=WEEK_END)
+    )
+    saved = {name: first.states(name)[-1] for name in ("invoice_documents", "invoice_items")}
+    pending = {e["exportId"] for e in saved["invoice_documents"]["exports"].values()}
+    assert pending and saved["invoice_items"]["exports"] == saved["invoice_documents"]["exports"]
+
+    emulator.faults.reset()
+    created = len(emulator.export_requests())
+    state = [m for name, blob in saved.items() for m in state_of(name, blob)]
+    second = cli.run("read", config, catalog=catalog(*ALL_STREAMS), state=state)
+    assert second.returncode == 0, second.errors()
+    documents = second.records("invoice_documents")
+    assert {d["invoiceId"] for d in documents} == set(document_truth(dataset, last="2024-01-07"))
+    assert pending <= {d["exportId"] for d in documents}  # the saved exports were read
+    again = {e.query["dateStart"][:10] for e in emulator.export_requests()[created:]}
+    saved_days = {key.split("/")[0] for key in saved["invoice_documents"]["exports"]}
+    assert again.isdisjoint(saved_days)  # and no saved window's export was created again

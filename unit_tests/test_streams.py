@@ -417,8 +417,20 @@ def test_a_state_of_another_version_is_refused_naming_its_keys(
     assert route.call_count == 0 and not output.records
 
 
+@pytest.mark.parametrize(
+    ("stop_sync_on_rate_limit", "failure_type", "ending"),
+    [
+        (
+            False,
+            "transient_error",
+            "Airbyte retries the sync later; it resumes from its saved state.",
+        ),
+        # Airbyte does not retry a config error: the operator stops the other client first.
+        (True, "config_error", "(`stop_sync_on_rate_limit` is on)"),
+    ],
+)
 def test_429s_that_never_end_fail_quoting_amazon_and_the_request_id(
-    lwa, requests_mock, config, no_retry_waits
+    lwa, requests_mock, config, no_retry_waits, stop_sync_on_rate_limit, failure_type, ending
 ):
     route = requests_mock.get(
         f"{API_URL}/invoices",
@@ -426,36 +438,17 @@ def test_429s_that_never_end_fail_quoting_amazon_and_the_request_id(
         json={"errors": [{"code": "QuotaExceeded", "message": "You exceeded your quota."}]},
         headers={"x-amzn-RequestId": "req-429", "x-amzn-RateLimit-Limit": "1000"},
     )
+    config = {**config, "stop_sync_on_rate_limit": stop_sync_on_rate_limit}
     output = read(SourceSpInvoices(), config, catalog("invoices"), expecting_exception=True)
     error = output.errors[0].trace.error
     assert "Amazon kept answering 429 (too many requests) to getInvoices" in error.message
     assert "QuotaExceeded: You exceeded your quota. [HTTP 429, x-amzn-RequestId req-429]" in (
         error.message
     )
-    assert error.failure_type.value == "transient_error"
-    assert error.message.endswith(
-        "Airbyte retries the sync later; it resumes from its saved state."
-    )
-    assert route.call_count == 9  # the first try and eight retries: it gives up, loudly
-
-
-def test_429s_that_never_end_are_a_config_error_with_stop_sync_on_rate_limit(
-    lwa, requests_mock, config, no_retry_waits
-):
-    """Airbyte does not retry a config error: the operator stops the other client first."""
-    route = requests_mock.get(
-        f"{API_URL}/invoices",
-        status_code=429,
-        json={"errors": [{"code": "QuotaExceeded", "message": "You exceeded your quota."}]},
-        headers={"x-amzn-RateLimit-Limit": "1000"},
-    )
-    stopping = {**config, "stop_sync_on_rate_limit": True}
-    output = read(SourceSpInvoices(), stopping, catalog("invoices"), expecting_exception=True)
-    error = output.errors[0].trace.error
-    assert error.failure_type.value == "config_error"
-    assert "Amazon kept answering 429 (too many requests) to getInvoices" in error.message
-    assert "(`stop_sync_on_rate_limit` is on)" in error.message
-    assert route.call_count == 9  # as many tries as without the option: only the verdict differs
+    assert error.failure_type.value == failure_type
+    assert ending in error.message and error.message.endswith("it resumes from its saved state.")
+    # the first try and eight retries, with the option or without: only the verdict differs
+    assert route.call_count == 9
 
 
 def test_an_access_token_refused_again_after_its_refresh_fails_with_an_auth_error(
