@@ -10,6 +10,7 @@ import pytest
 from integration_tests.conftest import END, START, catalog, state_of
 from integration_tests.test_cli import truth
 from integration_tests.test_documents import truth as document_truth
+from sp_api_emulator import EmulatorServer
 
 WEEK_END = "2024-01-08T00:00:00Z"  # a week: enough windows to have exports in flight
 STORM = 200  # 429s: more than every retry of one request (8), so the sync gives up
@@ -83,17 +84,28 @@ ALL_STREAMS = (
 )
 
 
+@pytest.fixture
+def fast_emulator(dataset):
+    """Five emulator minutes a real second: a document a fifth of a second, so the storm's eight
+    retries take under two seconds; URLs live 10 emulator minutes (2 s, as quick_emulator's)."""
+    with EmulatorServer(
+        dataset, time_scale=300, export_queue_seconds=1, export_processing_seconds=(5, 10)
+    ) as server:
+        server.signer.ttl = 600
+        yield server
+
+
 @pytest.mark.parametrize(
     ("stop_sync_on_rate_limit", "failure_type"),
     [(False, "transient_error"), (True, "config_error")],
 )
 def test_with_every_stream_selected_a_document_429_storm_fails_the_document_streams_only(
-    cli, quick_emulator, dataset, stop_sync_on_rate_limit, failure_type
+    cli, fast_emulator, dataset, stop_sync_on_rate_limit, failure_type
 ):
     """As sellers configure it: the document pass fails with the storm's failure type, the
     streams read beside it complete, and the next sync reads the documents from the exports the
     failed one saved, without creating them again."""
-    emulator = quick_emulator
+    emulator = fast_emulator
     config = emulator.connector_config(
         START, replication_end_date=WEEK_END, stop_sync_on_rate_limit=stop_sync_on_rate_limit
     )
