@@ -147,9 +147,30 @@ def test_exports_are_created_ahead_up_to_the_bound():
     api = FakeApi(documents_for(WINDOWS))
     pipeline = pipeline_for(api, WINDOWS, ahead=3)
     events = pipeline.read_window(next(pipeline.windows()))
-    assert next(events) is CHECKPOINT
-    assert [w for w, _ in api.created] == [w.key for w in WINDOWS[:3]]
-    assert set(pipeline.pending()) == {w.key for w in WINDOWS[:3]}
+    # One checkpoint after each export created: a sync killed while the next creation waits
+    # for its slot (one every 6 s) has every export created so far in its state.
+    for n in range(1, 4):
+        assert next(events) is CHECKPOINT
+        assert [w for w, _ in api.created] == [w.key for w in WINDOWS[:n]]
+        assert set(pipeline.pending()) == {w.key for w in WINDOWS[:n]}
+    next(events)
+    assert [w for w, _ in api.created] == [w.key for w in WINDOWS[:3]]  # the bound holds
+
+
+def test_an_export_created_again_by_a_poll_is_saved_before_the_next_is_created():
+    api = FakeApi(documents_for(WINDOWS[:2]))
+    api.script["E1"] = [{"exportId": "E1", "status": "ERROR", "errorMessage": "Internal error"}]
+    api.script["E2"] = [{"exportId": "E2", "status": "ERROR", "errorMessage": "Internal error"}]
+    pipeline = pipeline_for(api, WINDOWS[:2], ahead=2)
+    saved_after_each_creation = []
+    for window in pipeline.windows():
+        for event in pipeline.read_window(window):
+            if event is CHECKPOINT and len(api.created) > len(saved_after_each_creation):
+                saved_after_each_creation.append(
+                    sorted(job["exportId"] for job in pipeline.pending().values())
+                )
+    assert [e for _, e in api.created] == ["E1", "E2", "E3", "E4"]
+    assert saved_after_each_creation == [["E1"], ["E1", "E2"], ["E2", "E3"], ["E3", "E4"]]
 
 
 def test_a_checkpoint_follows_every_export_created_and_every_document_read():

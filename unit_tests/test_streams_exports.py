@@ -192,17 +192,16 @@ def test_state_records_pending_exports_while_a_window_is_read(lwa, requests_mock
         SourceSpInvoices(), config_for(config, "2024-01-03"), catalog("invoice_documents")
     )
     states = states_of(output)
-    # creation of the exports of 01 and 02 (ahead), then each document of 01, then 01 done
-    assert states[0] == {
+    # creation of the export of 01, then of 02 (ahead), then each document of 01, then 01 done
+    first = {"2024-01-01/2024-01-01": {"exportId": "E1", "documentsDone": []}}
+    assert states[0] == {"windowDays": 1, "resume_from": "2024-01-01", "exports": first}
+    assert states[1] == {
         "windowDays": 1,
         "resume_from": "2024-01-01",
-        "exports": {
-            "2024-01-01/2024-01-01": {"exportId": "E1", "documentsDone": []},
-            "2024-01-02/2024-01-02": {"exportId": "E2", "documentsDone": []},
-        },
+        "exports": {**first, "2024-01-02/2024-01-02": {"exportId": "E2", "documentsDone": []}},
     }
-    assert states[1]["exports"]["2024-01-01/2024-01-01"]["documentsDone"] == ["E1-D0"]
-    assert {"dateEnd": "2024-01-01", "resume_from": "2024-01-02"}.items() <= states[3].items()
+    assert states[2]["exports"]["2024-01-01/2024-01-01"]["documentsDone"] == ["E1-D0"]
+    assert {"dateEnd": "2024-01-01", "resume_from": "2024-01-02"}.items() <= states[4].items()
     assert states[-1] == {"dateEnd": "2024-01-02", "windowDays": 1}
 
 

@@ -253,9 +253,11 @@ class ExportPipeline:
         self.completed = job.window
 
     def _advance(self, current: Job) -> Iterator[object]:
-        """Create what may be created and poll what is due; a checkpoint if exports changed."""
-        if self._create_ahead(current) | self._poll_due():
-            yield CHECKPOINT
+        """Create what may be created and poll what is due: a checkpoint after each export
+        created (so that a sync killed while the next one waits for its slot still has the
+        first in its state) and after each export a poll had to create again."""
+        yield from self._create_ahead(current)
+        yield from self._poll_due()
 
     def _plan(self) -> bool:
         """Add the job of the next window (a saved export's, or a NEW one of the current size);
@@ -305,10 +307,9 @@ class ExportPipeline:
     def _in_flight(self) -> list[Job]:
         return [job for job in self._jobs.values() if job.status in (REQUESTED, PROCESSING)]
 
-    def _create_ahead(self, current: Job) -> bool:
+    def _create_ahead(self, current: Job) -> Iterator[object]:
         """Create exports in window order, the current window's first, up to `ahead` not yet
-        read."""
-        created = False
+        read; a checkpoint after each."""
         while True:
             outstanding = sum(1 for job in self._jobs.values() if job.export_id)
             job = next(
@@ -322,9 +323,9 @@ class ExportPipeline:
             if job is None:
                 if outstanding < self._ahead and self._plan():
                     continue
-                return created
+                return
             self._create(job)
-            created = True
+            yield CHECKPOINT
 
     def _create(self, job: Job) -> None:
         while True:
@@ -369,9 +370,9 @@ class ExportPipeline:
         self._jobs = kept
         self._next_day = job.window.last + timedelta(days=1)
 
-    def _poll_due(self) -> bool:
-        """Poll every in-flight export whose time has come; True if one had to be re-created."""
-        recreated = False
+    def _poll_due(self) -> Iterator[object]:
+        """Poll every in-flight export whose time has come; a checkpoint after each export that
+        had to be created again."""
         now = self._clock.now()
         for job in self._in_flight():
             if job.next_poll_at > now:
@@ -396,14 +397,13 @@ class ExportPipeline:
                     "creating it again."
                 )
                 self._create(job)
-                recreated = True
+                yield CHECKPOINT
             else:
                 if status not in WAITING_STATUSES:
                     self._unknown_status(job, str(status))
                 job.status = PROCESSING
                 job.poll_intervals = min(job.poll_intervals * 2, settings.EXPORT_POLL_MAX_INTERVALS)
                 job.next_poll_at = self._clock.now() + job.poll_intervals * self._poll_unit()
-        return recreated
 
     def _unknown_status(self, job: Job, status: str) -> None:
         """A status neither reading of the model names: waited on, for a bounded number of
