@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -135,13 +137,22 @@ def last_states(messages: list[dict[str, Any]], before: list[dict[str, Any]]) ->
     return list(states.values())
 
 
-def run_until(cli, config, state, stop) -> list[dict[str, Any]]:
-    """Read all streams and SIGKILL the process once `stop(message)` says so."""
+def run_until(
+    cli,
+    config,
+    state,
+    stop: Callable[[dict[str, Any]], bool] = lambda message: False,
+    event: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Read all streams and SIGKILL the process once `stop(message)` says so, or as soon as
+    `event()` returns True (an emulator event, waited on in a thread)."""
     process = subprocess.Popen(
         cli.command("read", config, catalog(*ALL_STREAMS), state=state or None),
         stdout=subprocess.PIPE,
         text=True,
     )
+    if event is not None:
+        threading.Thread(target=lambda: event() and process.kill(), daemon=True).start()
     lines: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:
@@ -158,21 +169,28 @@ def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_not
     cli, config, dataset, emulator
 ):
     # Exports take Amazon's time here (1 to 2 s of real time), so that the first kill lands
-    # while exports are in flight and no document has been asked for yet.
+    # while the first export is in flight and no document has been asked for yet: at the
+    # moment Amazon answers the second createInvoicesExport (the connector creates a few
+    # windows ahead, one every 6 s of Amazon's time).
     emulator.exports.timing = ExportTiming()
-
-    def export_in_flight(message: dict[str, Any]) -> bool:
-        """The first documents state: exports are created, none is read yet."""
-        state = message.get("state", {}).get("stream", {})
-        return state.get("stream_descriptor", {}).get("name") == "invoice_documents" and bool(
-            state.get("stream_state", {}).get("exports")
-        )
-
-    first = run_until(cli, config, None, export_in_flight)
+    first = run_until(
+        cli,
+        config,
+        None,
+        event=lambda: emulator.stats.wait("createInvoicesExport", status=202, count=2, timeout=60),
+    )
     assert not any(
         m["type"] == "RECORD" and m["record"]["stream"] in DOCUMENT_STREAMS for m in first
     )
     seen_states = [m for m in first if m["type"] == "STATE"]
+    saved_ids = {
+        export["exportId"]
+        for m in seen_states
+        for export in m["state"]["stream"]["stream_state"].get("exports", {}).values()
+    }
+    created_before_kill = emulator.export_requests()
+    # The export created before the second was saved before that second was asked for.
+    assert created_before_kill[0].export_id in saved_ids
 
     def mid_document(message: dict[str, Any]) -> bool:
         """The second run's first item: its document's records are being emitted."""
@@ -205,10 +223,13 @@ def test_all_streams_killed_in_flight_and_mid_document_lose_nothing_and_redo_not
         for key, options in dataset.attributes.items()
         for option in options
     }
-    # No export was created twice for a window, no document fetched twice but the one that
-    # was in flight when the second run was killed.
+    # No export was created twice for a window whose export was saved: only one whose creation
+    # was answered as the first run was killed may have been lost with it. No document fetched
+    # twice but the one that was in flight when the second run was killed.
     days = creations(emulator)
-    assert sorted(days) == sorted(set(days)), f"an export was created twice: {days}"
+    twice = {day for day in days if days.count(day) > 1}
+    lost = {e.query["dateStart"] for e in created_before_kill if e.export_id not in saved_ids}
+    assert twice <= lost and len(lost) <= 1, f"exports created twice: {days}, lost: {lost}"
     fetched = document_fetches(emulator)
     assert sum(fetched.values()) - len(fetched) <= 1, fetched
     # The final states of both document streams agree and say every day was read.
