@@ -213,6 +213,65 @@ def test_statuses_run_from_started_to_complete(lwa, requests_mock, config):
         ]
 
 
+def test_a_failure_after_records_leaves_both_streams_incomplete_at_their_last_state(
+    lwa, requests_mock, config
+):
+    NfeAmazon(requests_mock, [])
+    requests_mock.get(  # the export of 01 is read; the one of 02 and 03 is refused
+        f"{API_URL}/documents/E2-D0",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": "no such document"}]},
+    )
+    output = read(
+        SourceSpInvoices(),
+        config_for(config, "2024-01-04"),
+        catalog_of(*DOCUMENT_STREAMS),
+        expecting_exception=True,
+    )
+    seen = statuses(output)
+    for stream in DOCUMENT_STREAMS:
+        assert [s for name, s in seen if name == stream] == ["STARTED", "RUNNING", "INCOMPLETE"]
+    assert {r["invoiceId"] for r in records_of(output, "invoice_documents")} == set(
+        invoices_of("2024-01-01", "2024-01-01")
+    )
+    last = {stream: states[-1] for stream, states in states_by_stream(output).items()}
+    assert last["invoice_documents"] == last["invoice_items"]
+    assert last["invoice_items"]["dateEnd"] == "2024-01-01"  # the next sync starts at 02
+
+
+def test_a_failing_invoices_stream_leaves_the_document_streams_complete(lwa, requests_mock, config):
+    NfeAmazon(requests_mock, [])
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": "bad filter"}]},
+    )
+    output = read(
+        SourceSpInvoices(),
+        config_for(config, "2024-01-03"),
+        catalog_of("invoices", *DOCUMENT_STREAMS),
+        expecting_exception=True,
+    )
+    seen = statuses(output)
+    assert [s for name, s in seen if name == "invoices"] == ["STARTED", "INCOMPLETE"]
+    for stream in DOCUMENT_STREAMS:
+        assert [s for name, s in seen if name == stream] == ["STARTED", "RUNNING", "COMPLETE"]
+        final = states_by_stream(output)[stream][-1]
+        assert final["dateEnd"] == "2024-01-02" and "exports" not in final
+    assert {r["invoiceId"] for r in records_of(output, "invoice_documents")} == set(
+        invoices_of("2024-01-01", "2024-01-02")
+    )
+    failed = {
+        (e.trace.error.stream_descriptor.name, e.trace.error.message)
+        for e in output.errors
+        if e.trace.error.stream_descriptor
+    }
+    rejected = (
+        "Amazon rejected getInvoices: InvalidInput: bad filter [HTTP 400, x-amzn-RequestId unknown]"
+    )
+    assert failed == {("invoices", rejected)}
+
+
 def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, config, parses):
     """The version that read items after documents, killed mid-documents: documents has a
     cursor and an export in flight, items nothing. Items is backfilled; documents gets no
