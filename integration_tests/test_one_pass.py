@@ -281,6 +281,18 @@ def test_a_quiet_seller_needs_few_documents_and_windows_learn_amazons_longest_ra
         windows = [(e.date_start, e.date_end) for e in server.export_requests()]
         refused = server.stats.count("createInvoicesExport", 400)
         documents = server.stats.count("getInvoicesDocument", 200)
+        # The next sync, 40 days later, keeps the range Amazon took: no refusal to learn again.
+        final = {stream: run.states(stream)[-1] for stream in DOCUMENT_STREAMS}
+        assert final["invoice_documents"] == final["invoice_items"]
+        assert final["invoice_items"]["longestRangeDays"] == 8
+        config["replication_end_date"] = "2024-04-10T00:00:00Z"
+        state = [e for stream, value in final.items() for e in state_of(stream, value)]
+        later = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS), state=state)
+        assert later.returncode == 0, later.errors()
+        assert server.stats.count("createInvoicesExport", 400) == refused
+        later_sizes = [(e.date_end - e.date_start).days + 1 for e in server.export_requests()]
+        assert max(later_sizes[len(windows) :]) == 8
+        assert "Export windows span at most 8 day(s): Amazon refused" in later.logs()
     expected = {i["id"] for i in quiet.invoices("2024-01-01T00:00:00", "2024-02-29T23:59:59.999")}
     assert {r["invoiceId"] for r in run.records("invoice_documents")} == expected
     assert {r["invoiceId"] for r in run.records("invoice_items")} == expected

@@ -169,11 +169,12 @@ class DocumentPass:
         self.label = " and ".join(output.stream.name for output in self._outputs)
         self._parser = NfeParser() if self.config.parse_nfe else None
         incremental = [stream for stream, mode in streams if mode == SyncMode.incremental]
-        learnt = [
-            days
-            for days in (stream.state.get("windowDays") for stream in incremental)
-            if isinstance(days, int) and days > 0
-        ]
+        learnt = _positive(stream.state.get("windowDays") for stream in incremental)
+        # The longest date range Amazon took after refusing a longer one in an earlier sync.
+        self._longest_range = min(
+            _positive(stream.state.get("longestRangeDays") for stream in incremental), default=None
+        )
+        self._longest_window = self._max_days()
         self.first = min(output.first for output in self._outputs)
         self.last = last_whole_day(self.config.end, now(), self.logger)
         self._api = driver.exports_api()
@@ -184,7 +185,7 @@ class DocumentPass:
             merged_exports(self._outputs),
             self.logger,
             window_days=min(learnt) if learnt else 1,
-            max_days=self.config.documents_window_days,
+            max_days=self._longest_window,
             document_slot_wait=self._api.document_slot_wait,
             poll_unit=self._api.seconds_between_polls,
         )
@@ -282,7 +283,22 @@ class DocumentPass:
         if pending:
             state["exports"] = pending
         state["windowDays"] = self.pipeline.window_days
+        longest = self.pipeline.longest_range or self._longest_range
+        if longest:
+            state["longestRangeDays"] = longest
         return state
+
+    def _max_days(self) -> int | None:
+        """The longest window: documents_window_days, or shorter if Amazon refused a longer
+        date range in an earlier sync (said once, with how to learn again)."""
+        limits = [days for days in (self.config.documents_window_days, self._longest_range) if days]
+        if self._longest_range and min(limits) == self._longest_range:
+            self.logger.info(
+                f"Export windows span at most {self._longest_range} day(s): Amazon refused a "
+                "longer date range in an earlier sync (the state's longestRangeDays; reset the "
+                "stream to learn it again)."
+            )
+        return min(limits, default=None)
 
     def _window_done(self, window: Window, invoices: int) -> Iterator[AirbyteMessage]:
         """A log line for the window and an Airbyte ESTIMATE of each stream's rows."""
@@ -316,10 +332,11 @@ class DocumentPass:
         if days <= 0:
             return f"{self.label}: nothing to export (the last whole day, {self.last}, is done)."
         pipeline = self.pipeline
-        largest = self.config.documents_window_days or days
+        longest = self._longest_window
+        largest = longest or days
         fewest = windows_needed(days, pipeline.window_days, largest)
         per_document = self._api.seconds_per_document()
-        most = "no limit" if not self.config.documents_window_days else f"{largest} day(s)"
+        most = "no limit" if not longest else f"{largest} day(s)"
         return (
             f"{self.label}: days {self.first} to {self.last} ({days} day(s)) in windows of "
             f"{pipeline.window_days} day(s) and more (longest: {most}): at least {fewest} "
@@ -327,3 +344,8 @@ class DocumentPass:
             f"one document every {per_document:.0f} s, so this takes at least "
             f"{duration(fewest * per_document)} (up to {duration(days * per_document)})."
         )
+
+
+def _positive(values: Iterable[Any]) -> list[int]:
+    """The positive whole numbers among saved values (anything else is ignored)."""
+    return [value for value in values if isinstance(value, int) and value > 0]

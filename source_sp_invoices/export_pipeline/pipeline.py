@@ -173,7 +173,9 @@ class ExportPipeline:
     Windows are planned as exports are created: each window is twice the last while exports come
     back as one document, since the one-call-a-minute limit counts documents, and they shrink
     when an export is split into several. `max_days` caps the growth when the user set one; Amazon
-    can cap it too, by refusing a date range as too long (a 400 that says so).
+    can cap it too, by refusing a date range as too long (a 400 that says so): `longest_range`
+    then holds the longest range Amazon may take, which the stream's state keeps for later syncs
+    (a limit of the API, unlike a split, which says how busy some days were).
     """
 
     def __init__(
@@ -198,6 +200,7 @@ class ExportPipeline:
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
         span = max(1, (last_day - first_day).days + 1)
         self._ceiling = max(1, max_days) if max_days else span  # lowered by splits and 400s
+        self.longest_range: int | None = None  # learnt from a 400 in this sync
         self.window_days = min(max(1, window_days), self._ceiling)
         self.last_day = last_day
         self.completed: Window | None = None  # the last window read to its end
@@ -355,6 +358,7 @@ class ExportPipeline:
                 failure_type=FailureType.system_error,
             )
         self._ceiling = max(1, days // 2)
+        self.longest_range = self._ceiling
         self.window_days = min(self.window_days, self._ceiling)
         self._logger.warning(
             f"Amazon refused the {days}-day window {job.window} ({reason}): windows now span at "

@@ -31,7 +31,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     """
 
     cursor_field = "dateEnd"
-    state_keys = ("dateEnd", "resume_from", "exports", "windowDays")
+    state_keys = ("dateEnd", "resume_from", "exports", "windowDays", "longestRangeDays")
     needs_nfe = True  # whether the records come from the parsed NF-e
 
     def check_state(self, state: Mapping[str, Any]) -> None:
