@@ -67,20 +67,29 @@ def test_every_page_of_invoices_and_exports_under_either_nextToken_rule(
 
 
 @pytest.mark.parametrize("export_dates", values("export_dates"))
+@pytest.mark.parametrize("windows", ["one day", "days"])
 def test_exports_are_created_whichever_date_form_amazon_takes(
-    cli, emulator, dataset, week, export_dates
+    cli, emulator, dataset, week, export_dates, windows
 ):
     read_with(emulator, export_dates=export_dates)
-    run = cli.run("read", week, catalog=catalog(*DOCUMENT_STREAMS))
+    state = None
+    if windows == "days":  # no ceiling and a learnt size: the form is refused on four days
+        del week["documents_window_days"]
+        state = [s for name in DOCUMENT_STREAMS for s in state_of(name, {"windowDays": 4})]
+    run = cli.run("read", week, catalog=catalog(*DOCUMENT_STREAMS), state=state)
     assert_documents_complete(run, dataset)
     bodies = [e.query for e in emulator.export_requests()]
+    days = ["01", "02", "03", "04", "05", "06", "07"]
+    spans = [("01", "04"), ("05", "07")] if windows == "days" else [(d, d) for d in days]
     refused = emulator.stats.count("createInvoicesExport", 400)
     if export_dates == "date_time":
-        assert refused == 1 and all(b["dateStart"].endswith("T00:00:00") for b in bodies)
-        assert all(b["dateEnd"].endswith("T23:59:59") for b in bodies)
-        assert run.logs().count("sending date-times") == 1
+        assert refused == 1 and run.logs().count("sending date-times") == 1
+        expected = [(f"2024-01-{a}T00:00:00", f"2024-01-{b}T23:59:59") for a, b in spans]
     else:
-        assert refused == 0 and all(len(b["dateStart"]) == 10 for b in bodies)
+        assert refused == 0
+        expected = [(f"2024-01-{a}", f"2024-01-{b}") for a, b in spans]
+    assert [(b["dateStart"], b["dateEnd"]) for b in bodies] == expected
+    assert "-day window" not in run.logs()  # a refused form never halves a window
 
 
 @pytest.mark.parametrize("export_statuses", values("export_statuses"))
