@@ -13,7 +13,7 @@ import pytest
 from integration_tests.conftest import START, TIME_SCALE, catalog, state_of
 from integration_tests.test_documents import END_OF_WEEK, truth
 from integration_tests.test_one_pass import DOCUMENT_STREAMS, items_of
-from sp_api_emulator import CHOICES, Dataset, EmulatorServer, Readings
+from sp_api_emulator import CHOICES, Dataset, EmulatorServer, ExportTiming, Readings
 
 
 @pytest.fixture
@@ -114,10 +114,57 @@ def test_exports_are_waited_on_and_created_again_under_either_set_of_statuses(
     assert "does not know" not in run.logs()
 
 
-def test_a_status_no_reading_names_fails_naming_it_after_a_bounded_wait(cli, dataset):
+# What invoice_exports shows of an export at each step of its life, under each reading: the
+# model's ExportStatus enum, or the statuses of Amazon's use-case guide (errorMessage follows).
+STATUS_SHOWN = {
+    "model": {
+        "queued": ("REQUESTED", ""),
+        "processing": ("PROCESSING", ""),
+        "done": ("DONE", ""),
+        "failed": ("ERROR", "Export generation failed"),
+        "cancelled": ("ERROR", "Export generation was cancelled"),
+    },
+    "reports": {
+        "queued": ("IN_QUEUE", ""),
+        "processing": ("IN_PROGRESS", ""),
+        "done": ("DONE", ""),
+        "failed": ("FATAL", "Export generation failed"),
+        "cancelled": ("CANCELLED", ""),
+    },
+}
+
+
+@pytest.mark.parametrize("export_statuses", values("export_statuses"))
+def test_invoice_exports_emits_every_status_of_either_reading(cli, emulator, export_statuses):
+    registry = emulator.exports
+
+    def export(queue: float = 0, processing: float = 0, **plan: Any) -> str:
+        """An export that waits and processes so long (emulator seconds) from now."""
+        registry.timing = ExportTiming(queue_seconds=queue, processing_seconds=(processing,) * 2)
+        return registry.create([], date(2024, 1, 1), date(2024, 1, 1), **plan).export_id
+
+    ids = {
+        "queued": export(queue=1e9),
+        "processing": export(processing=1e9),
+        "done": export(),
+        "failed": export(error_message="Export generation failed"),
+        "cancelled": export(cancelled=True),
+    }
+    read_with(emulator, export_statuses=export_statuses)
+    run = cli.run("read", emulator.connector_config(START), catalog=catalog("invoice_exports"))
+    assert run.returncode == 0, run.errors()
+    records = run.records("invoice_exports")  # each checked against the stream's JSON schema
+    shown = {r["exportId"]: (r["status"], r["errorMessage"]) for r in records}
+    assert shown == {ids[step]: seen for step, seen in STATUS_SHOWN[export_statuses].items()}
+
+
+@pytest.mark.parametrize("export_statuses", values("export_statuses"))
+def test_a_status_no_reading_names_fails_naming_it_after_a_bounded_wait(
+    cli, dataset, export_statuses
+):
     # 90 polls at the applied rate: a faster clock (nothing is downloaded here) keeps it short.
     with EmulatorServer(
-        dataset, time_scale=4 * TIME_SCALE, readings=Readings(export_statuses="reports")
+        dataset, time_scale=4 * TIME_SCALE, readings=Readings(export_statuses=export_statuses)
     ) as emulator:
         emulator.faults.odd_status("PAUSED", date_start="2024-01-01")
         config = emulator.connector_config(
