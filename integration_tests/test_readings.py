@@ -217,7 +217,7 @@ def test_a_whole_sync_without_the_rate_limit_header_keeps_the_documented_plans(c
         assert emulator.stats.count(status=429) == 0
 
 
-def test_no_invoice_is_dropped_when_getInvoices_filters_on_the_creation_time(cli):
+def test_no_invoice_is_dropped_when_getInvoices_and_exports_filter_on_the_creation_time(cli):
     dataset = Dataset.generate(seed=8, start=date(2024, 1, 1), days=14, invoices_per_day=(5, 30))
     with EmulatorServer(
         dataset,
@@ -228,7 +228,7 @@ def test_no_invoice_is_dropped_when_getInvoices_filters_on_the_creation_time(cli
         config = emulator.connector_config(
             START, replication_end_date="2024-01-15T00:00:00Z", invoices_window_days=1
         )
-        run = cli.run("read", config, catalog=catalog("invoices"))
+        run = cli.run("read", config, catalog=catalog("invoices", *DOCUMENT_STREAMS))
         assert run.returncode == 0, run.errors()
         end = datetime(2024, 1, 15)
         created = {
@@ -243,6 +243,14 @@ def test_no_invoice_is_dropped_when_getInvoices_filters_on_the_creation_time(cli
         }
         assert crossing, "the data set has invoices created on another day than their date"
         assert {r["id"] for r in run.records("invoices")} == expected
+        # createInvoicesExport filters on the creation time too: the document streams hold the
+        # very invoices `invoices` emitted, as the emulator's own export query has them.
+        exported = dataset.export_invoices("2024-01-01", "2024-01-14", by="creation")
+        assert {i["id"] for i in exported} == expected
+        documents = [r["invoiceId"] for r in run.records("invoice_documents")]
+        assert len(documents) == len(set(documents)) and set(documents) == expected
+        items = {(r["invoiceId"], r["itemNumber"]) for r in run.records("invoice_items")}
+        assert items == items_of(dataset, expected)
 
 
 def test_no_invoice_of_a_day_is_lost_when_amazon_reads_dates_in_brazils_time(cli):
