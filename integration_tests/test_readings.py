@@ -1,6 +1,7 @@
 """The connector under every reading of the API model: each test runs the affected streams
 through the CLI against the emulator with each value of the emulator's switch for that reading
-(sp_api_emulator/readings.py)."""
+(sp_api_emulator/readings.py). One test reads in-process instead, to set the connector's clock
+(the day that has not ended in Brazil yet)."""
 
 from __future__ import annotations
 
