@@ -443,6 +443,36 @@ def test_the_guides_waits_are_waits_and_its_ends_fail_like_error(failed):
     assert len(invoices) == 3
 
 
+@pytest.mark.parametrize(
+    ("failed", "error_message", "reason"),
+    [
+        ("FATAL", "Export generation failed", "Export generation failed"),
+        ("CANCELLED", "", "no errorMessage"),  # the guide's CANCELLED need not say why
+        ("ERROR", "Too many invoices in range", "Too many invoices in range"),
+    ],
+)
+def test_an_end_state_of_every_attempt_fails_after_the_bound_naming_status_and_window(
+    failed, error_message, reason
+):
+    window = WINDOWS[2]
+    api = FakeApi(documents_for([window]))
+    for n in range(1, settings.EXPORT_ATTEMPTS + 2):  # one more than the bound: never asked
+        api.script[f"E{n}"] = [
+            {"exportId": f"E{n}", "status": "IN_QUEUE"},
+            {"exportId": f"E{n}", "status": failed, "errorMessage": error_message},
+        ]
+    with pytest.raises(ExportFailed) as caught:
+        run(pipeline_for(api, [window]))
+    last = f"E{settings.EXPORT_ATTEMPTS}"
+    assert caught.value.message == (
+        f"Amazon could not export the invoices of 2024-01-03..2024-01-03 "
+        f"({settings.EXPORT_ATTEMPTS} attempts; the last, export {last}, ended {failed}): "
+        f"{reason}. The window was not skipped: the next sync tries it again."
+    )
+    assert api.created == [(window.key, f"E{n}") for n in range(1, settings.EXPORT_ATTEMPTS + 1)]
+    assert api.polls == {f"E{n}": 2 for n in range(1, settings.EXPORT_ATTEMPTS + 1)}
+
+
 def test_a_status_no_reading_names_is_waited_on_then_fails_naming_it(caplog):
     windows = WINDOWS[:1]
     api = FakeApi(documents_for(windows))

@@ -459,7 +459,8 @@ def date_times_only(amazon, requests_mock, refused: list[str], shape: str = "emu
     """createInvoicesExport that takes only date-times, as the model's example body sends.
 
     shape "emulator": the emulator's 400 (the field named in the message); "model": the form of
-    the model's sandbox 400, a generic message and the field named in `details` only.
+    the model's sandbox 400, a generic message and the field named in `details` only; "period":
+    a refusal of the form in words that also fit a range too long ("period").
     """
     original = amazon._create
 
@@ -476,6 +477,15 @@ def date_times_only(amazon, requests_mock, refused: list[str], shape: str = "emu
                             "message": "Request has missing or invalid parameters and cannot "
                             "be parsed.",
                             "details": "Invalid attribute(s): 'dateStart'.",
+                        }
+                    ]
+                }
+            if shape == "period":
+                return {
+                    "errors": [
+                        {
+                            "code": "InvalidInput",
+                            "message": "Invalid dateStart: expected a date-time for the period",
                         }
                     ]
                 }
@@ -512,6 +522,91 @@ def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mo
     ]
     assert len(records_of(output, "invoice_documents")) == 6
     assert sum("sending date-times" in m.log.message for m in output.logs) == 1
+
+
+def created_ranges(amazon) -> list[tuple[str, str]]:
+    return [(r.json()["dateStart"], r.json()["dateEnd"]) for r in amazon.create.request_history]
+
+
+@pytest.mark.parametrize("shape", ["emulator", "model", "period"])
+def test_a_refused_date_form_on_a_window_of_days_switches_the_form_not_the_windows_length(
+    lwa, requests_mock, config, shape
+):
+    amazon = Amazon(requests_mock, [])
+    refused: list[str] = []
+    date_times_only(amazon, requests_mock, refused, shape)
+    # A learnt window of 4 days, no ceiling: the first export is refused on days 01..04.
+    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
+    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    assert not output.errors
+    assert created_ranges(amazon) == [
+        ("2024-01-01", "2024-01-04"),
+        ("2024-01-01T00:00:00", "2024-01-04T23:59:59"),
+    ]
+    logs = [m.log.message for m in output.logs]
+    assert sum("sending date-times" in m for m in logs) == 1
+    assert not [m for m in logs if "-day window" in m]  # never taken for a range too long
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "windowDays": 4}
+    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == [
+        "2024-01-01T00:00:00-0-0",
+        "2024-01-01T00:00:00-0-1",
+    ]
+
+
+def range_limited(amazon, requests_mock, longest: int, date_times: bool) -> None:
+    """createInvoicesExport that takes one form only and refuses a range longer than `longest`
+    days, in the emulator's words (which name dateStart and dateEnd)."""
+    original = amazon._create
+
+    def create(request, context):
+        body = request.json()
+        if ("T" in body["dateStart"]) != date_times:
+            context.status_code = 400
+            wanted = "a date-time" if date_times else "a date YYYY-MM-DD"
+            return {
+                "errors": [{"code": "InvalidInput", "message": f"dateStart: expected {wanted}"}]
+            }
+        first, last = (date.fromisoformat(body[k][:10]) for k in ("dateStart", "dateEnd"))
+        if (last - first).days + 1 > longest:
+            context.status_code = 400
+            return {
+                "errors": [
+                    {
+                        "code": "InvalidInput",
+                        "message": f"Invalid date range: dateStart {first} to dateEnd {last} "
+                        f"spans more than {longest} days.",
+                    }
+                ]
+            }
+        context.status_code = 202
+        return original(request, context)
+
+    amazon.create = requests_mock.post(
+        f"{API_URL}/exports", json=create, headers={"x-amzn-RateLimit-Limit": "1000"}
+    )
+
+
+@pytest.mark.parametrize("date_times", [False, True], ids=["dates", "date-times"])
+def test_a_range_too_long_before_the_form_is_known_is_halved_in_the_form_amazon_takes(
+    lwa, requests_mock, config, date_times
+):
+    amazon = Amazon(requests_mock, [])
+    range_limited(amazon, requests_mock, longest=2, date_times=date_times)
+    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
+    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    assert not output.errors
+    both = [("2024-01-01", "2024-01-04"), ("2024-01-01T00:00:00", "2024-01-04T23:59:59")]
+    halves = [("2024-01-01", "2024-01-02"), ("2024-01-03", "2024-01-04")]
+    if date_times:
+        halves = [(first + "T00:00:00", last + "T23:59:59") for first, last in halves]
+    # Each form once, then the halves in the form that was refused for its range only.
+    assert created_ranges(amazon) == both + halves
+    logs = [m.log.message for m in output.logs]
+    assert sum("sending date-times" in m for m in logs) == (1 if date_times else 0)
+    assert sum("Amazon refused the 4-day window" in m for m in logs) == 1
+    assert len(records_of(output, "invoice_documents")) == 4
 
 
 def test_an_export_refused_for_another_reason_fails_without_switching(lwa, requests_mock, config):

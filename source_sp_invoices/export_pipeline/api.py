@@ -87,20 +87,10 @@ class SpApiExports:
         first, and a 400 about them before any export was created switches, once, to
         date-times (the form that works is kept for the sync)."""
         response = self._send("POST", "exports", json=self._body(window))
+        if response.status_code == 400 and not self._date_form_known and _about_dates(response):
+            response = self._other_form(window, response)
         if response.status_code == 400:
-            refusal = _refusal(response, window)
-            if isinstance(refusal, DateRangeRefused) or self._date_form_known:
-                raise refusal
-            if not _about_dates(response):
-                raise refusal
-            self._date_form_known = True
-            self._date_times = not self._date_times
-            form = "date-times (YYYY-MM-DDTHH:MM:SS)" if self._date_times else "dates (YYYY-MM-DD)"
-            self._logger.info(
-                f"createInvoicesExport refused the window's dates ({amazon_error(response)}): "
-                f"sending {form} from now on, as the other reading of the API model says."
-            )
-            return self.create_export(window)
+            raise _refusal(response, window)
         self._date_form_known = True
         export_id = json_body(response).get("exportId")
         if not export_id:
@@ -108,6 +98,37 @@ class SpApiExports:
                 message=f"createInvoicesExport for {window} answered without an exportId."
             )
         return str(export_id)
+
+    def _other_form(self, window: Window, refused: requests.Response) -> requests.Response:
+        """While the form is not known, a 400 naming dateStart or dateEnd is taken for a
+        refusal of the form before anything else, even when its words sound like a refusal of
+        the range (a refusal of dateStart's form that speaks of "the period", on a window of
+        days): the window is sent once in the other form, and the answer that counts is
+        returned. Amazon takes it: that form is kept. Amazon refuses it too: the answer that
+        reads as a range too long came in the form Amazon takes (it got past the form), so
+        that form is kept and that answer returned (the pipeline halves the window); when
+        both or neither read so, the first form stays unknown and the first answer counts."""
+        self._date_times = not self._date_times
+        answer = self._send("POST", "exports", json=self._body(window))
+        if answer.status_code != 400 or not _about_dates(answer):
+            if answer.status_code != 400:
+                self._switched(refused)
+            return answer
+        if _too_long(answer, window) and not _too_long(refused, window):
+            self._switched(refused)
+            return answer
+        self._date_times = not self._date_times
+        self._date_form_known = _too_long(refused, window) and not _too_long(answer, window)
+        return refused
+
+    def _switched(self, refused: requests.Response) -> None:
+        """The form Amazon takes is learnt: kept for the sync, said once."""
+        self._date_form_known = True
+        form = "date-times (YYYY-MM-DDTHH:MM:SS)" if self._date_times else "dates (YYYY-MM-DD)"
+        self._logger.info(
+            f"createInvoicesExport refused the window's dates ({amazon_error(refused)}): "
+            f"sending {form} from now on, as the other reading of the API model says."
+        )
 
     def _body(self, window: Window) -> dict[str, Any]:
         config = self._config
@@ -163,12 +184,18 @@ def _about_dates(response: requests.Response) -> bool:
     return "datestart" in words or "dateend" in words
 
 
+def _too_long(response: requests.Response, window: Window) -> bool:
+    """Whether a 400 of createInvoicesExport reads as a refusal of the length of the window's
+    date range (a window of one day cannot be shortened)."""
+    words = amazon_error(response).lower()
+    return window.days > 1 and "date" in words and any(word in words for word in _RANGE_WORDS)
+
+
 def _refusal(response: requests.Response, window: Window) -> Exception:
     """A 400 of createInvoicesExport: DateRangeRefused when it is about the length of the date
     range (the pipeline shortens the window), else the sync fails quoting Amazon."""
     answer = amazon_error(response)
-    words = answer.lower()
-    if window.days > 1 and "date" in words and any(word in words for word in _RANGE_WORDS):
+    if _too_long(response, window):
         return DateRangeRefused(answer)
     return AirbyteTracedException(
         message=f"Amazon rejected createInvoicesExport for {window}: {answer}",

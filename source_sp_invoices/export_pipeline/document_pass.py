@@ -147,7 +147,8 @@ def last_whole_day(end: datetime | None, current: datetime, logger: Any) -> date
     if end and end <= current and end.time() != datetime.min.time():
         logger.info(
             f"replication_end_date {end:%Y-%m-%dT%H:%M:%SZ} falls within a day: the document "
-            f"streams export whole days, up to {last}; invoices reads up to the end date itself. "
+            f"streams export whole days, up to {last} (to 03:00 UTC of the next day if Amazon "
+            "reads export dates in Brazil's time); invoices reads up to the end date itself. "
             f"The day {end.date()} is exported by a sync whose end date lies after it."
         )
     return last

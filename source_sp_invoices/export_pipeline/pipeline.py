@@ -93,13 +93,14 @@ class SystemClock:
 
 
 class ExportFailed(AirbyteTracedException):
-    """A window's export kept ending in ERROR: the sync stops rather than skip the window."""
+    """A window's export kept ending in ERROR, FATAL or CANCELLED (or was forgotten): the sync
+    stops rather than skip the window, naming the last export's end."""
 
-    def __init__(self, window: Window, export_id: str | None, reason: str) -> None:
+    def __init__(self, window: Window, export_id: str | None, ended: str, reason: str) -> None:
         message = (
             f"Amazon could not export the invoices of {window} "
-            f"({settings.EXPORT_ATTEMPTS} attempts, last export {export_id}): {reason}. "
-            "The window was not skipped: the next sync tries it again."
+            f"({settings.EXPORT_ATTEMPTS} attempts; the last, export {export_id}, {ended}): "
+            f"{reason}. The window was not skipped: the next sync tries it again."
         )
         super().__init__(message=message, internal_message=message)
 
@@ -393,9 +394,13 @@ class ExportPipeline:
                 job.document_ids = list(export.get("invoicesDocumentIds") or [])  # type: ignore[union-attr]
                 self._learn(job)
             elif status in FAILED_STATUSES or export is None:
-                reason = (export or {}).get("errorMessage") or f"export {status}"
+                if export is None:
+                    reason = "getInvoicesExport answered 404"
+                else:
+                    reason = export.get("errorMessage") or "no errorMessage"
                 if job.attempts >= settings.EXPORT_ATTEMPTS:
-                    raise ExportFailed(job.window, job.export_id, reason)
+                    ended = "was no longer known" if export is None else f"ended {status}"
+                    raise ExportFailed(job.window, job.export_id, ended, reason)
                 self._logger.warning(
                     f"Window {job.window}: export {job.export_id} ended in {status} ({reason}); "
                     "creating it again."
