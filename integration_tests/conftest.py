@@ -102,8 +102,11 @@ class Cli:
         config: dict[str, Any],
         catalog: dict[str, Any] | None = None,
         state: list[dict[str, Any]] | None = None,
+        debug: bool = False,
     ) -> list[str]:
         args = [str(CLI), command]
+        if debug:  # the CDK's debug logging: every SP-API request and answer, bodies included
+            args.append("--debug")
         if command != "spec":
             args += ["--config", self.write("config.json", config)]
         if catalog is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from airbyte_cdk.models import AirbyteStreamStatus, AirbyteStreamStatusReasonType
 
@@ -127,14 +128,19 @@ def test_a_429_storm_is_waited_out_at_the_applied_rate_without_adding_429s(cli, 
 
 
 def test_no_secret_or_access_token_appears_in_any_output(cli, emulator, dataset):
-    """Succeeding and failing runs, every byte they print: no credential, no access token."""
+    """Succeeding and failing runs, every byte they print, with and without --debug (where the
+    CDK logs every SP-API answer's body, getInvoicesDocument's URLs among them): no credential,
+    no access token, no pre-signed URL's signature, session token, credential or query string."""
+    emulator.signer.ttl = 120  # URLs expire only when a fault below says so: fixed outcomes
     config = emulator.connector_config(
         "2024-01-01T00:00:00Z", replication_end_date="2024-01-03T00:00:00Z", documents_window_days=1
     )
     outputs = []
     every_stream = catalog(*ALL_STREAMS, "invoice_items")
     outputs.append(cli.run("check", config))
-    outputs.append(cli.run("read", config, catalog=every_stream))
+    emulator.faults.expire_urls(1)  # and a fresh URL replaces it
+    outputs.append(cli.run("read", config, catalog=every_stream, debug=True))
+    debug_runs = [outputs[-1]]
     emulator.faults.fail_next("getInvoices", 400)  # a failing read: Amazon's message is echoed
     outputs.append(cli.run("read", config, catalog=catalog("invoices")))
     emulator.faults.deny_role = True  # 403 on every call: the role hint
@@ -149,21 +155,41 @@ def test_no_secret_or_access_token_appears_in_any_output(cli, emulator, dataset)
     emulator.faults.drop_downloads(1)
     emulator.faults.fail_next(DOWNLOAD_OPERATION, 500)
     emulator.faults.fail_next(DOWNLOAD_OPERATION, 403)
-    outputs.append(cli.run("read", config, catalog=catalog("invoice_documents")))
+    outputs.append(cli.run("read", config, catalog=catalog("invoice_documents"), debug=True))
+    debug_runs.append(outputs[-1])
     emulator.faults.reset()
     emulator.faults.expire_urls(3)
     outputs.append(cli.run("read", config, catalog=catalog("invoice_documents")))
-    assert [run.returncode != 0 for run in outputs[1:4]] == [False, True, True]
     assert outputs[-1].returncode != 0 and "fresh URL" in outputs[-1].stdout
+    # The first document's three URLs answer S3's 400, 403 and 404: the sync fails on the last.
+    for status in (400, 403, 404):
+        emulator.faults.fail_next(DOWNLOAD_OPERATION, status)
+    outputs.append(cli.run("read", config, catalog=every_stream, debug=True))
+    debug_runs.append(outputs[-1])
+    failed = [error["message"] for error in outputs[-1].errors()]
+    assert any(m.endswith(": the download URL answered HTTP 404") for m in failed), failed
+    assert not any("/_s3/" in m for m in failed)  # no part of the URL, not even its path
+    for status in (400, 403):
+        assert f"the download URL answered HTTP {status}; asking for a fresh URL" in (
+            outputs[-1].stdout
+        )
+    assert [run.returncode != 0 for run in outputs[1:4]] == [False, True, True]
     printed = "\n".join(run.stdout + run.stderr for run in outputs)
     assert "Tax Invoicing role" in printed and '"status":"SUCCEEDED"' in printed.replace(" ", "")
+    for run in debug_runs:  # the CDK did print getInvoicesDocument's answers, URLs and all
+        assert "Receiving response" in run.stdout and "invoicesDocumentUrl" in run.stdout
+    urls = emulator.signer.issued_urls()
+    assert len(urls) >= 12  # URLs were issued, expired ones among them
     signatures = emulator.signer.issued()
-    assert len(signatures) >= 2 * 8  # URLs were issued, expired ones among them
+    credentials = {v for url in urls for k, v in parse_qsl(urlsplit(url).query) if "Cred" in k}
     secrets = [
         config["lwa_client_secret"],
         config["refresh_token"],
         *emulator.tokens.issued(),
         *signatures,
+        *(urlsplit(url).query for url in urls),
+        *credentials,
+        *(quote(credential, safe="") for credential in credentials),
     ]
     assert len(secrets) > 3  # access tokens were issued, so there was something to leak
     for secret in secrets:

@@ -90,6 +90,7 @@ class UrlSigner:
         self.ttl = ttl
         self._expiry: dict[str, float] = {}  # signature -> emulator time it expires
         self._issued: list[str] = []  # every signature and session token handed out
+        self._urls: list[str] = []  # every URL handed out, query string included
         self._lock = threading.Lock()
 
     def _sign(self, document_id: str, params: Mapping[str, str]) -> str:
@@ -118,18 +119,25 @@ class UrlSigner:
         params["X-Amz-SignedHeaders"] = "host"
         signature = self._sign(document_id, params)
         params[SIGNATURE] = signature
+        path = DOWNLOAD_PREFIX + quote(document_id) + suffix
+        url = f"{base_url}{path}?{urlencode(params)}"
         with self._lock:
             self._expiry = {s: t for s, t in self._expiry.items() if t > now - 3600}
             self._expiry[signature] = issued + self.ttl
             self._issued += [signature, params[SESSION]]
-        path = DOWNLOAD_PREFIX + quote(document_id) + suffix
-        return f"{base_url}{path}?{urlencode(params)}"
+            self._urls.append(url)
+        return url
 
     def issued(self) -> list[str]:
         """Every signature and session token issued so far: credentials a client must never
         print (tests scan its output for them)."""
         with self._lock:
             return list(self._issued)
+
+    def issued_urls(self) -> list[str]:
+        """Every URL issued so far, as handed out: its query string is a credential too."""
+        with self._lock:
+            return list(self._urls)
 
     def check(self, document_id: str, query: Mapping[str, list[str]]) -> S3Error | None:
         """Verify a download's query string; return the S3 error to answer, or None if valid."""

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
 import zlib
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 import requests
+from airbyte_cdk.logger import AirbyteLogFormatter
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
@@ -137,8 +139,13 @@ class Amazon:
 
     def _document(self, request, context):
         document_id = request.path.rsplit("/", 1)[-1].upper()
-        url = f"{S3}/{document_id}.zip?X-Amz-Signature=abc"
+        url = self.url_of(document_id)
         return {"invoicesDocument": {"invoicesDocumentId": document_id, "invoicesDocumentUrl": url}}
+
+    @staticmethod
+    def url_of(document_id: str) -> str:
+        """The pre-signed URL getInvoicesDocument answers for a document."""
+        return f"{S3}/{document_id}.zip?X-Amz-Signature=abc"
 
     def _download(self, request, context):
         document_id = urlsplit(request.url).path.strip("/").removesuffix(".zip").upper()
@@ -235,6 +242,70 @@ def test_an_incremental_sync_starts_after_the_cursor_minus_the_lookback(lwa, req
         "2024-01-11",
         "2024-01-12",
     ]
+
+
+# A pre-signed URL as S3 writes it, with fake credentials: the session token's "/", "+" and "="
+# are percent-encoded in the URL, so a message could quote it in either form.
+SIGNATURE = "5f0c2a9d51c7a3e0b4e8f1d2c6a7b9e0d3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEFAKE/unit+test+session+token=="
+CREDENTIAL = "ASIAUNITTESTFAKEKEY0/20240102/us-east-1/s3/aws4_request"
+PRESIGNED_QUERY = urlencode(
+    {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": CREDENTIAL,
+        "X-Amz-Date": "20240102T030405Z",
+        "X-Amz-Expires": "30",
+        "X-Amz-Security-Token": SESSION_TOKEN,
+        "X-Amz-SignedHeaders": "host",
+        "X-Amz-Signature": SIGNATURE,
+    }
+)
+
+
+@pytest.fixture
+def debug_log():
+    """Every log line down to DEBUG, as `--debug` prints it (the CDK's read() helper keeps only
+    INFO and above)."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(AirbyteLogFormatter())
+    logging.getLogger().addHandler(handler)
+    yield buffer
+    logging.getLogger().removeHandler(handler)
+
+
+def test_a_pre_signed_url_never_reaches_the_debug_log(lwa, requests_mock, config, debug_log):
+    amazon = Amazon(requests_mock, [])
+    amazon.url_of = lambda document_id: f"{S3}/{document_id}.zip?{PRESIGNED_QUERY}"
+    missing = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message>"
+    s3 = requests_mock.get(
+        re.compile(f"{S3}/"),
+        [{"status_code": 404, "text": missing + "</Error>"}, {"content": zip_of(["a", "b"])}],
+    )
+    config = config_for(config, "2024-01-02")
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), debug=True)
+    assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == ["a", "b"]
+    assert SIGNATURE in s3.last_request.url  # downloaded with the URL as Amazon gave it
+    printed = debug_log.getvalue() + "\n".join(
+        repr(message) for message in [*output.logs, *output.trace_messages]
+    )
+    # The CDK printed getInvoicesDocument's answers at DEBUG, bodies and all...
+    assert printed.count('"message": "Receiving response"') >= 2
+    assert printed.count("invoicesDocumentUrl") >= 2
+    assert "the download URL answered HTTP 404; asking for a fresh URL" in printed
+    # ...with every credential of the URL masked, in every form, and the rest readable.
+    for secret in [
+        SIGNATURE,
+        SESSION_TOKEN,
+        quote(SESSION_TOKEN, safe=""),
+        CREDENTIAL,
+        quote(CREDENTIAL, safe=""),
+        CREDENTIAL.split("/")[0],
+        PRESIGNED_QUERY,
+    ]:
+        assert secret not in printed
+    assert "X-Amz-Signature=****" in printed and "X-Amz-Date=20240102T030405Z" in printed
 
 
 def test_an_expired_url_is_replaced_by_a_fresh_one(lwa, requests_mock, config):

@@ -17,6 +17,7 @@ from source_sp_invoices.config import Config
 from source_sp_invoices.export_pipeline.downloads import BackgroundDownload, DocumentSource
 from source_sp_invoices.export_pipeline.pipeline import DateRangeRefused
 from source_sp_invoices.export_pipeline.windows import Window
+from source_sp_invoices.http import presigned
 from source_sp_invoices.http.rate_limits import RateLimits, SpApiBudget
 from source_sp_invoices.http.responses import amazon_error, json_body
 
@@ -57,7 +58,8 @@ class SpApiExports:
         # answer, and the response's body on retries, and a pre-signed URL is a credential (its
         # query string grants access to the document; an S3 error body can quote it). Downloads
         # go through a session of their own with no SP-API or LWA header; a failed download is
-        # tried again with a fresh URL (see download_document), never logged.
+        # tried again with a fresh URL (see download_document), never logged. The URL's secrets
+        # are in the CDK's secret filter besides (http/presigned.py), for whatever quotes it.
         self._downloads = requests.Session()
 
     def document_slot_wait(self) -> float:
@@ -158,6 +160,7 @@ class SpApiExports:
                 raise AirbyteTracedException(
                     message=f"getInvoicesDocument for {document_id} answered without a URL."
                 )
+            presigned.hide(url)  # done by SpApiHttpClient already; here whatever the client
             try:
                 response = self._downloads.get(url, stream=True, timeout=settings.REQUEST_TIMEOUT)
             except requests.RequestException as error:  # its text holds the URL: not logged

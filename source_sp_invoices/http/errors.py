@@ -20,6 +20,7 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
+from source_sp_invoices.http import presigned
 from source_sp_invoices.http.responses import (
     amazon_error,
     host_of,
@@ -133,7 +134,8 @@ class SpApiErrorHandler(HttpStatusErrorHandler):
 
 
 class SpApiHttpClient(HttpClient):
-    """The CDK's HTTP client, whose message when 429 retries run out quotes Amazon.
+    """The CDK's HTTP client, whose message when 429 retries run out quotes Amazon, and which
+    never prints a pre-signed URL an answer carries.
 
     The CDK says only "API rate limit exceeded." and keeps the last answer in its internal
     message; Airbyte users see the message, and Amazon's support asks for the request id.
@@ -150,6 +152,11 @@ class SpApiHttpClient(HttpClient):
     ) -> None:
         super().__init__(*args, error_handler=error_handler, **kwargs)
         self._handler = error_handler  # its last expired answer names what Amazon refused
+        # getInvoicesDocument's answer holds a pre-signed URL, a credential. The CDK's _send
+        # logs "Receiving response" with the whole body at DEBUG as soon as the session returns,
+        # before our code sees it, and masks only the values in its secret filter: a response
+        # hook runs inside session.send, so the URL's secrets are in the filter before then.
+        self._session.hooks["response"].append(presigned.hide_in_answer)
         self._stop_on_rate_limit = stop_sync_on_rate_limit
 
     def send_request(self, *args: Any, **kwargs: Any) -> Any:
