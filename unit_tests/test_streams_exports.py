@@ -680,23 +680,44 @@ def test_a_range_too_long_before_the_form_is_known_is_halved_in_the_form_amazon_
     assert len(records_of(output, "invoice_documents")) == 4
 
 
-def test_an_export_refused_for_another_reason_fails_without_switching(lwa, requests_mock, config):
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": "InvalidInput", "message": "Unknown series 9."},
+        # The model's own sandbox answer to a createInvoicesExport that misses a parameter.
+        {
+            "code": "400",
+            "message": "Request has missing or invalid parameters and cannot be parsed.",
+            "details": "Missing required attribute(s): 'marketplaceId'.",
+        },
+    ],
+    ids=["unknown_series", "model_sandbox_400"],
+)
+@pytest.mark.parametrize("window_days", [1, 4])
+def test_an_export_refused_for_another_reason_fails_without_switching_or_halving(
+    lwa, requests_mock, config, error, window_days
+):
+    """Only a 400 that speaks of a date range is taken for a range too long (the words are a
+    guess at Amazon's sentence, which the model does not give): any other fails the sync."""
     amazon = Amazon(requests_mock, [])
     amazon.create = requests_mock.post(
-        f"{API_URL}/exports",
-        status_code=400,
-        json={"errors": [{"code": "InvalidInput", "message": "Unknown series 9."}]},
+        f"{API_URL}/exports", status_code=400, json={"errors": [error]}
     )
+    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": window_days})
     output = read(
         SourceSpInvoices(),
-        config_for(config, "2024-01-02"),
+        {**config, "replication_end_date": "2024-01-05T00:00:00Z"},
         catalog("invoice_documents"),
+        state.build(),
         expecting_exception=True,
     )
     assert amazon.create.call_count == 1
-    assert "Amazon rejected createInvoicesExport for 2024-01-01..2024-01-01" in (
-        output.errors[0].trace.error.message
+    last = "2024-01-01" if window_days == 1 else "2024-01-04"
+    assert output.errors[0].trace.error.message.startswith(
+        f"Amazon rejected createInvoicesExport for 2024-01-01..{last}: {error['code']}: "
+        f"{error['message']}"
     )
+    assert not [m for m in output.logs if "-day window" in m.log.message]
 
 
 @pytest.mark.parametrize(

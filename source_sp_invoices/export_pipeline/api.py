@@ -177,7 +177,11 @@ class SpApiExports:
         raise DocumentDownloadFailed(document_id, reason)
 
 
-# Words of a 400 that refuses the length of a date range, whatever Amazon's exact sentence.
+# Words of a 400 that refuses the length of a date range, whatever Amazon's exact sentence. A
+# guess: the model documents no such limit nor its wording (its only 400 example is "Request has
+# missing or invalid parameters and cannot be parsed."), so any 400 that speaks of a date and of
+# a range, a maximum, a period or days is taken for one; any other 400 fails the sync quoting
+# Amazon (unit_tests/test_streams_exports.py checks both).
 _RANGE_WORDS = ("range", "exceed", "too long", "too large", "maximum", "period", "days")
 
 
