@@ -840,3 +840,18 @@ def lwa_at(url: str) -> str:
         requests.post(url + "/auth/o2/token", data=form, timeout=10).text
     )
     return str(body["access_token"])
+
+
+def test_the_request_log_masks_the_signatures_of_download_urls(capsys) -> None:
+    from sp_api_emulator.server import _RequestHandler
+
+    class Handler(_RequestHandler):
+        def __init__(self) -> None:  # no socket: only log_message is called
+            self.server = type("S", (), {"emulator": type("E", (), {"log_requests": True})})()
+            self.client_address = ("127.0.0.1", 1)
+
+    line = "GET /d/E1.zip?X-Amz-Credential=AKIA1%2F2024&X-Amz-Signature=abc123&X-Amz-Expires=30"
+    Handler().log_message('"%s" %s %s', line, "200", "-")
+    logged = capsys.readouterr().err
+    assert "X-Amz-Credential=****&X-Amz-Signature=****&X-Amz-Expires=30" in logged
+    assert "abc123" not in logged and "AKIA1" not in logged

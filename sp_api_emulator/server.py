@@ -899,9 +899,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def log_message(self, fmt: str, *args: Any) -> None:
-        """Log requests only when asked (tests stay quiet)."""
+        """Log requests only when asked (tests stay quiet), with the signatures and tokens of
+        pre-signed download URLs masked: a log is shared more easily than a URL."""
         if self.server.emulator.log_requests:
-            super().log_message(fmt, *args)
+            super().log_message(fmt, *(_SIGNED_PART.sub(r"\1=****", str(a)) for a in args))
+
+
+_SIGNED_PART = re.compile(r"(X-Amz-(?:Signature|Security-Token|Credential))=[^&\s\"]+", re.I)
 
 
 class _HttpServer(ThreadingHTTPServer):
