@@ -6,12 +6,14 @@ import json
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
 from integration_tests.conftest import END, START, catalog, parse_messages, state_of
 
 INVOICE_STREAMS = ("invoice_attributes", "invoices")
+ALL_FIVE = json.loads((Path(__file__).parent / "configured_catalog.json").read_text("utf-8"))
 
 
 def truth(dataset, start: str = START, end: str = END) -> list[dict]:
@@ -90,16 +92,46 @@ def test_check_fails_naming_a_bad_field(cli, config):
     assert "`api_endpoint` http://sp-api.example.com uses plain http" in check_failure(cli, config)
 
 
-@pytest.mark.parametrize("command", ["discover", "read"])
-def test_discover_and_read_with_a_bad_config_fail_with_a_config_error(cli, config, command):
-    config["replication_start_date"] = "2024-13-01T00:00:00Z"
-    run = cli.run(
-        command, config, **({"catalog": catalog("invoices")} if command == "read" else {})
-    )
-    assert run.returncode != 0
-    error = run.errors()[0]
+def one_config_error(run) -> str:
+    """The message of the one error a command ended with: a config error, said once, with no
+    stream started (no stream status), no error log and no traceback."""
+    assert run.returncode == 1
+    (error,) = run.errors()
     assert error["failure_type"] == "config_error"
-    assert "`replication_start_date` 2024-13-01T00:00:00Z is not a real date" in error["message"]
+    assert [m for m in run.of_type("TRACE") if m["trace"]["type"] != "ERROR"] == []
+    assert [m for m in run.of_type("LOG") if m["log"]["level"] in ("ERROR", "FATAL")] == []
+    assert "Traceback" not in run.stdout + run.stderr and 'File "' not in run.stdout + run.stderr
+    assert run.of_type("RECORD") == [] and run.of_type("STATE") == []
+    return error["message"]
+
+
+@pytest.mark.parametrize("command", ["discover", "read"])
+def test_discover_and_read_with_a_bad_config_fail_with_a_config_error(
+    cli, config, emulator, command
+):
+    config["replication_start_date"] = "2024-13-01T00:00:00Z"
+    # Every stream: the document streams' pass and the CDK's loop, in two threads.
+    run = cli.run(command, config, **({"catalog": ALL_FIVE} if command == "read" else {}))
+    assert one_config_error(run) == (
+        "Invalid configuration: `replication_start_date` 2024-13-01T00:00:00Z is not a real date: "
+        "use YYYY-MM-DDTHH:MM:SSZ."
+    )
+    assert emulator.stats.count() == 0
+
+
+@pytest.mark.parametrize("stream", ["invoice_documents", "invoice_items"])
+def test_read_refuses_a_saved_state_of_a_document_stream_with_unknown_keys(
+    cli, config, emulator, stream
+):
+    state = state_of(stream, {"dateEnd": "2024-01-05", "date_end": "2024-01-05", "page": 2})
+    run = cli.run("read", config, catalog=ALL_FIVE, state=state)
+    assert one_config_error(run) == (
+        f"The saved state of stream `{stream}` has the key(s) date_end, page, which this version "
+        "of the connector does not write (it writes dateEnd, resume_from, exports, windowDays): "
+        "it comes from another version or was edited. Fix the state or reset the stream; it is "
+        "not replaced by the start date silently."
+    )
+    assert emulator.stats.count() == 0  # refused before any stream asked for a token
 
 
 def test_discover_lists_the_streams(cli, config):

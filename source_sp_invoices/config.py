@@ -15,12 +15,22 @@ from urllib.parse import urlsplit
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.is_cloud_environment import is_cloud_environment
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, ValidationError
 
 from source_sp_invoices import settings
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 CREDENTIAL_FIELDS = ("lwa_app_id", "lwa_client_secret", "refresh_token")
+# The spec's patterns in words, by key (for `statuses`, of each item): what a message asks for.
+# Every pattern of the spec has one (unit_tests/test_config.py).
+FORMS = {
+    "marketplace_id": "8 to 20 upper-case letters and digits",
+    "replication_start_date": "a UTC date-time",
+    "replication_end_date": "a UTC date-time",
+    "statuses": "upper-case letters and underscores",
+    "series": "1 to 3 digits",
+    "app_id": "amzn1.sp.solution. followed by letters, digits and hyphens",
+}
 
 
 class ConfigError(AirbyteTracedException):
@@ -195,39 +205,99 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
 
 
 def _schema_problems(raw: Mapping[str, Any]) -> list[str]:
-    """Check the config against the spec; describe each problem by field, never by value."""
+    """Check the config against the spec: one problem for each bad value, naming its key and the
+    form it takes; a value is quoted only when it is an item of a list, never a secret."""
     if not isinstance(raw, Mapping):
         return ["the config must be a JSON object."]
     schema = load_spec()["connectionSpecification"]
-    properties = schema["properties"]
-    problems = []
-    errors = sorted(Draft7Validator(schema).iter_errors(raw), key=lambda e: list(e.path))
+    errors = sorted(
+        Draft7Validator(schema).iter_errors(raw),
+        # A value's own words first: "one of NA, EU, FE" says more than "of type string".
+        key=lambda e: (list(e.path), e.validator != "enum"),
+    )
+    problems, said = [], set()
     for error in errors:
-        if error.validator == "required":
-            missing = error.message.split("'")[1]
-            problems.append(f"`{missing}` is missing: {properties[missing]['title']} is required.")
-            continue
-        name = ".".join(str(p) for p in error.path) or "config"
-        top = str(error.path[0]) if error.path else ""
-        prop = properties.get(top, {})
-        if error.validator == "pattern" and top.startswith("replication_"):
-            problems.append(f"`{name}` must be a UTC date-time like 2024-01-01T00:00:00Z.")
-        elif error.validator == "enum":
-            choices = ", ".join(str(c) for c in error.validator_value)
-            problems.append(f"`{name}` must be one of {choices}.")
-        elif error.validator == "type":
-            problems.append(f"`{name}` must be of type {error.validator_value}.")
-        elif error.validator in ("minimum", "maximum"):
-            problems.append(
-                f"`{name}` must be between {prop.get('minimum')} and {prop.get('maximum')}."
-            )
-        elif error.validator == "pattern":
-            example = prop.get("examples", [""])[0]
-            hint = f" like {example}" if isinstance(example, str) and example else ""
-            problems.append(f"`{name}` does not have the expected format{hint}.")
-        else:
-            problems.append(f"`{name}` is not valid ({error.validator}).")
+        where = tuple(error.path)
+        if where and where in said:
+            continue  # a number for `region` is neither a string nor a region: said once
+        said.add(where)
+        problems.append(_schema_problem(error, schema["properties"]))
     return problems
+
+
+def _schema_problem(error: ValidationError, properties: Mapping[str, Any]) -> str:
+    """One spec rule a value breaks, as a sentence that names the key and what it takes."""
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"`{missing}` is missing: {properties[missing]['title']} is required."
+    key, *inside = error.path or ["config"]
+    prop = properties.get(str(key), {})
+    item = len(inside) == 1 and isinstance(inside[0], int)
+    rule = prop.get("items", {}) if item else prop
+    name = f"`{key}`"
+    if item and not prop.get("airbyte_secret"):
+        name += f" item {inside[0] + 1} ({_shown(error.instance)})"
+    elif inside:
+        name = f"`{'.'.join(str(p) for p in error.path)}`"
+    form = FORMS.get(str(key)) or f"text matching {rule.get('pattern')}"
+    like = _like(prop, item)
+    if error.validator == "enum":
+        return f"{name} must be one of {', '.join(str(c) for c in error.validator_value)}."
+    if error.validator == "pattern":
+        return f"{name} must be {form}{like}."
+    if error.validator in ("minimum", "maximum"):
+        return f"{name} must be between {rule.get('minimum')} and {rule.get('maximum')}."
+    if error.validator == "uniqueItems":
+        return f"{name} lists {_repeated(error.instance)}: name each value once."
+    if error.validator == "type":
+        if error.validator_value == "integer" and "minimum" in rule and "maximum" in rule:
+            expected = f" between {rule['minimum']} and {rule['maximum']}"
+        elif error.validator_value == "boolean":
+            expected = ": true or false"
+        elif "pattern" in rule:
+            expected = f": {form}{like}"
+        else:
+            expected = like
+        return f"{name} must be of type {error.validator_value}{expected}."
+    return f"{name} is not valid ({error.validator})."
+
+
+def _like(prop: Mapping[str, Any], item: bool) -> str:
+    """ ", like <the spec's first example>" (of one item, for a list), or "" without one. A
+    secret's example is never shown: the CDK masks a secret's value wherever it appears."""
+    examples = [] if prop.get("airbyte_secret") else prop.get("examples", [])
+    example = examples[0] if examples else None
+    if item:
+        example = example[0] if isinstance(example, list) and example else None
+    if example is None or example == "":
+        return ""
+    return f", like {example if isinstance(example, str) else json.dumps(example)}"
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON, cut short: an item of a list, named where it is wrong."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _repeated(values: list[Any]) -> str:
+    """ "AUTHORIZED twice and CANCELED 3 times": the values a list holds more than once, equal
+    as JSON Schema's uniqueItems has them (1 and 1.0 alike, true and 1 not)."""
+    groups: list[list[Any]] = []
+    for value in values:
+        boolean = isinstance(value, bool)
+        same = (g for g in groups if g[0] == value and isinstance(g[0], bool) == boolean)
+        group = next(same, None)
+        if group is None:
+            groups.append([value])
+        else:
+            group.append(value)
+    return " and ".join(
+        f"{_shown(g[0]) if not isinstance(g[0], str) else g[0]} "
+        f"{'twice' if len(g) == 2 else f'{len(g)} times'}"
+        for g in groups
+        if len(g) > 1
+    )
 
 
 def _parse_date(raw: Mapping[str, Any], name: str, problems: list[str]) -> datetime | None:

@@ -94,8 +94,7 @@ def _read_documents(
         selected = []
         for stream in configured:
             instance = instances[stream.stream.name]
-            saved = manager.get_stream_state(stream.stream.name, stream.stream.namespace)
-            instance.state = dict(saved or {})  # type: ignore[attr-defined]  # checked there
+            instance.state = saved_state(manager, stream)  # type: ignore[attr-defined]  # checked there
             selected.append((instance, stream.sync_mode))
         for message in DocumentPass(selected).messages():  # type: ignore[arg-type]
             if message.type == MessageType.RECORD and message.record.stream not in running:  # type: ignore[union-attr]
@@ -128,6 +127,30 @@ def _read_documents(
     for stream in configured:
         logger.info(f"Marking stream {stream.stream.name} as STOPPED")
         yield stream_status(stream.stream, AirbyteStreamStatus.COMPLETE)
+
+
+def check_saved_states(
+    streams: Mapping[str, Stream],
+    catalog: ConfiguredAirbyteCatalog,
+    state: list[AirbyteStateMessage] | None,
+) -> None:
+    """Hand each selected stream its saved state, as its read will: a state it cannot use
+    raises its ConfigError here, before any stream starts, rather than inside that stream's read
+    (where it would end the stream with a traceback, beside the other streams' statuses)."""
+    manager = ConnectorStateManager(state=state)
+    for configured in catalog.streams:
+        stream = streams.get(configured.stream.name)
+        if stream is not None and "state" in dir(stream):  # as the CDK's loop tells them
+            stream.state = saved_state(manager, configured)  # type: ignore[attr-defined]
+
+
+def saved_state(
+    manager: ConnectorStateManager, configured: ConfiguredAirbyteStream
+) -> dict[str, Any]:
+    """A stream's saved state as the CDK's loop hands it over: its marker of a finished full
+    refresh without a cursor is no state."""
+    saved = manager.get_stream_state(configured.stream.name, configured.stream.namespace)
+    return {} if saved == {"__ab_no_cursor_state_message": True} else dict(saved or {})
 
 
 def _stream_of(configured: Sequence[ConfiguredAirbyteStream], name: str) -> Any:

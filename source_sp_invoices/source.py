@@ -21,7 +21,7 @@ from source_sp_invoices.config import Config, parse_config
 from source_sp_invoices.connection_check import check_connection
 from source_sp_invoices.http.auth import LwaAuthenticator
 from source_sp_invoices.http.rate_limits import RateLimits, SpApiBudget
-from source_sp_invoices.read_together import read_together
+from source_sp_invoices.read_together import check_saved_states, read_together
 from source_sp_invoices.streams import (
     InvoiceAttributes,
     InvoiceDocuments,
@@ -66,6 +66,13 @@ class SourceSpInvoices(AbstractSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
+        # What the user must fix is refused before any stream starts, as the one config error
+        # that run.py reports, as for check and discover: a bad config value (parse_config, in
+        # streams()) or a saved state a selected stream cannot use. Found inside a stream's
+        # read, it would end that stream (and the pass of both document streams) with a
+        # traceback, and be said again in the sync's summary.
+        streams = self.streams(split_config(config)[0])
+        check_saved_states({s.name: s for s in streams}, catalog, state)
         # The document streams are read in one pass that shares each document between them,
         # beside the CDK's loop over the other streams: see read_together.py.
         yield from read_together(

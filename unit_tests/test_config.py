@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from airbyte_cdk.models import FailureType
+from jsonschema import Draft7Validator
 
-from source_sp_invoices.config import ConfigError, load_spec, parse_config
+from source_sp_invoices.config import FORMS, ConfigError, load_spec, parse_config
 from unit_tests.conftest import make_config
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -66,7 +68,10 @@ def test_an_empty_credential_is_named(field):
 )
 def test_a_start_date_in_another_format_is_named(value):
     message = error_of(replication_start_date=value)
-    assert "`replication_start_date` must be a UTC date-time like 2024-01-01T00:00:00Z" in message
+    assert message == (
+        "Invalid configuration: `replication_start_date` must be a UTC date-time, "
+        "like 2024-01-01T00:00:00Z."
+    )
 
 
 def test_an_impossible_date_is_named():
@@ -184,44 +189,252 @@ def test_several_problems_are_reported_together():
     assert "`lwa_app_id` is missing" in message and "`region` must be one of" in message
 
 
-# One bad value for every optional key of the spec, and the words that must name it.
-BAD_OPTIONAL_VALUES = {
-    "region": ("US", "`region` must be one of NA, EU, FE"),
-    "aws_environment": ("prod", "`aws_environment` must be one of PRODUCTION, SANDBOX"),
-    "marketplace_id": (7, "`marketplace_id` must be of type string"),
-    "replication_end_date": ("2024-02-01", "`replication_end_date` must be a UTC date-time"),
-    "invoices_window_days": (366, "`invoices_window_days` must be between 1 and 365"),
-    "documents_window_days": (0, "`documents_window_days` must be between 1 and"),
-    "lookback_days": (-1, "`lookback_days` must be between 0 and"),
-    "parse_nfe": ("yes", "`parse_nfe` must be of type boolean"),
-    "stop_sync_on_rate_limit": (1, "`stop_sync_on_rate_limit` must be of type boolean"),
-    "app_id": (
-        "amzn1.application-oa2-client.0123",  # the LWA client ID, pasted in the wrong field
-        "`app_id` does not have the expected format like amzn1.sp.solution.",
+# Bad values for every optional key of the spec, and the whole problem each must give: the key,
+# and the form it takes (a type, a range, the choices, a pattern in words, with an example).
+TYPE_OF_SERIES = "`series` must be of type string: 1 to 3 digits, like 1."
+BAD_OPTIONAL_VALUES = [
+    ("region", "US", "`region` must be one of NA, EU, FE."),
+    ("region", 1, "`region` must be one of NA, EU, FE."),  # not also "of type string"
+    ("aws_environment", "prod", "`aws_environment` must be one of PRODUCTION, SANDBOX."),
+    (
+        "marketplace_id",
+        7,
+        "`marketplace_id` must be of type string: 8 to 20 upper-case letters and digits, "
+        "like A2Q3Y263D00KWC.",
     ),
-    "invalid_xml": ("skip", "`invalid_xml` must be one of emit_with_error, fail_sync"),
-    "statuses": ("AUTHORIZED", "`statuses` must be of type array"),
-    "invoice_type": (["SHIPMENT"], "`invoice_type` must be of type string"),
-    "transaction_type": (1, "`transaction_type` must be of type string"),
-    "series": (1, "`series` must be of type string"),
-    "external_invoice_id": (1, "`external_invoice_id` must be of type string"),
-    "transaction_identifier_name": ("SHIPMENT_ID", "set both or neither"),
-    "transaction_identifier_id": ("123", "set both or neither"),
-    "api_endpoint": ("http://sp-api.example.com", "`api_endpoint` http://sp-api.example.com"),
-    "lwa_endpoint": ("ftp://127.0.0.1/token", "`lwa_endpoint` ftp://127.0.0.1/token is not"),
-}
+    (
+        "marketplace_id",
+        "a2q3y263d00kwc",
+        "`marketplace_id` must be 8 to 20 upper-case letters and digits, like A2Q3Y263D00KWC.",
+    ),
+    (
+        "replication_end_date",
+        "2024-02-01",
+        "`replication_end_date` must be a UTC date-time, like 2024-12-31T23:59:59Z.",
+    ),
+    ("invoices_window_days", 366, "`invoices_window_days` must be between 1 and 365."),
+    (
+        "invoices_window_days",
+        "7",
+        "`invoices_window_days` must be of type integer between 1 and 365.",
+    ),
+    ("documents_window_days", 0, "`documents_window_days` must be between 1 and 366."),
+    (
+        "documents_window_days",
+        1.5,
+        "`documents_window_days` must be of type integer between 1 and 366.",
+    ),
+    ("lookback_days", -1, "`lookback_days` must be between 0 and 90."),
+    ("lookback_days", True, "`lookback_days` must be of type integer between 0 and 90."),
+    ("parse_nfe", "yes", "`parse_nfe` must be of type boolean: true or false."),
+    (
+        "stop_sync_on_rate_limit",
+        1,
+        "`stop_sync_on_rate_limit` must be of type boolean: true or false.",
+    ),
+    (
+        "app_id",
+        "amzn1.application-oa2-client.0123",  # the LWA client ID, pasted in the wrong field
+        "`app_id` must be amzn1.sp.solution. followed by letters, digits and hyphens, like "
+        "amzn1.sp.solution.01234567-89ab-cdef-0123-456789abcdef.",
+    ),
+    ("invalid_xml", "skip", "`invalid_xml` must be one of emit_with_error, fail_sync."),
+    (
+        "statuses",
+        "AUTHORIZED",
+        '`statuses` must be of type array, like ["AUTHORIZED", "CANCELED"].',
+    ),
+    (
+        "statuses",
+        ["AUTHORIZED", "authorized"],
+        '`statuses` item 2 ("authorized") must be upper-case letters and underscores, '
+        "like AUTHORIZED.",
+    ),
+    (
+        "statuses",
+        ["CANCELED", 7],
+        "`statuses` item 2 (7) must be of type string: upper-case letters and underscores, "
+        "like AUTHORIZED.",
+    ),
+    (
+        "statuses",
+        ["AUTHORIZED", "CANCELED", "AUTHORIZED"],
+        "`statuses` lists AUTHORIZED twice: name each value once.",
+    ),
+    ("invoice_type", ["SHIPMENT"], "`invoice_type` must be of type string, like SYMBOLIC_RETURN."),
+    ("transaction_type", 1, "`transaction_type` must be of type string, like CUSTOMER_SALES."),
+    ("series", 1, TYPE_OF_SERIES),
+    ("series", "1234", "`series` must be 1 to 3 digits, like 1."),
+    ("external_invoice_id", 1, "`external_invoice_id` must be of type string."),
+    (
+        "transaction_identifier_name",
+        "SHIPMENT_ID",
+        "`transaction_identifier_name` and `transaction_identifier_id` go together: "
+        "set both or neither.",
+    ),
+    (
+        "transaction_identifier_id",
+        "123",
+        "`transaction_identifier_name` and `transaction_identifier_id` go together: "
+        "set both or neither.",
+    ),
+    (
+        "api_endpoint",
+        "http://sp-api.example.com",
+        "`api_endpoint` http://sp-api.example.com uses plain http: use https, so that "
+        "credentials are never sent in clear text (http is accepted only for loopback hosts "
+        "such as 127.0.0.1).",
+    ),
+    (
+        "lwa_endpoint",
+        "ftp://127.0.0.1/token",
+        "`lwa_endpoint` ftp://127.0.0.1/token is not an http(s) URL.",
+    ),
+    # Every other rule of every key (a type, the other end of a range): checked below.
+    ("aws_environment", 1, "`aws_environment` must be one of PRODUCTION, SANDBOX."),
+    ("invalid_xml", False, "`invalid_xml` must be one of emit_with_error, fail_sync."),
+    ("invoices_window_days", 0, "`invoices_window_days` must be between 1 and 365."),
+    ("documents_window_days", 367, "`documents_window_days` must be between 1 and 366."),
+    ("lookback_days", 91, "`lookback_days` must be between 0 and 90."),
+    (
+        "replication_end_date",
+        20241231,
+        "`replication_end_date` must be of type string: a UTC date-time, "
+        "like 2024-12-31T23:59:59Z.",
+    ),
+    (
+        "app_id",
+        ["amzn1.sp.solution.0123"],
+        "`app_id` must be of type string: amzn1.sp.solution. followed by letters, digits and "
+        "hyphens, like amzn1.sp.solution.01234567-89ab-cdef-0123-456789abcdef.",
+    ),
+    ("transaction_identifier_name", 1, "`transaction_identifier_name` must be of type string."),
+    ("transaction_identifier_id", 1, "`transaction_identifier_id` must be of type string."),
+    (
+        "api_endpoint",
+        1,
+        "`api_endpoint` must be of type string, like https://sp-api-proxy.example.com.",
+    ),
+    (
+        "lwa_endpoint",
+        True,
+        "`lwa_endpoint` must be of type string, like https://lwa-proxy.example.com/auth/o2/token.",
+    ),
+]
+# Secrets as lists, never numbers: the CDK masks a secret field's value everywhere in the
+# output, and "42" can be part of a message's emitted_at (unit_tests/test_run.py reads it).
+BAD_REQUIRED_VALUES = [
+    (
+        "replication_start_date",
+        "01/02/2024",
+        "`replication_start_date` must be a UTC date-time, like 2024-01-01T00:00:00Z.",
+    ),
+    (
+        "replication_start_date",
+        20240101,
+        "`replication_start_date` must be of type string: a UTC date-time, "
+        "like 2024-01-01T00:00:00Z.",
+    ),
+    (
+        "replication_start_date",
+        None,
+        "`replication_start_date` is missing: Start Date is required.",
+    ),
+    ("lwa_app_id", ["amzn1.application-oa2-client.0123"], "`lwa_app_id` must be of type string."),
+    ("lwa_app_id", None, "`lwa_app_id` is missing: LWA Client ID is required."),
+    ("lwa_client_secret", ["secret-0123"], "`lwa_client_secret` must be of type string."),
+    ("lwa_client_secret", None, "`lwa_client_secret` is missing: LWA Client Secret is required."),
+    ("refresh_token", ["Atzr|0123"], "`refresh_token` must be of type string."),
+    ("refresh_token", "", "`refresh_token` is empty: paste the value from your SP-API app."),
+    ("refresh_token", None, "`refresh_token` is missing: Refresh Token is required."),
+]
+BAD_VALUES = BAD_OPTIONAL_VALUES + BAD_REQUIRED_VALUES
+RULES = ("type", "enum", "minimum", "maximum", "pattern", "uniqueItems")
 
 
 def test_every_optional_key_of_the_spec_has_a_checked_bad_value():
     spec = load_spec()["connectionSpecification"]
     optional = set(spec["properties"]) - set(spec["required"])
-    assert optional == set(BAD_OPTIONAL_VALUES)
+    assert optional == {field for field, _, _ in BAD_OPTIONAL_VALUES}
 
 
-@pytest.mark.parametrize("field", sorted(BAD_OPTIONAL_VALUES))
-def test_a_bad_optional_value_is_named(field):
-    value, expected = BAD_OPTIONAL_VALUES[field]
-    assert expected in error_of(**{field: value})
+@pytest.mark.parametrize(("field", "value", "problem"), BAD_REQUIRED_VALUES)
+def test_a_bad_required_value_is_one_problem_naming_the_key_and_its_form(field, value, problem):
+    assert error_of(**{field: value}) == f"Invalid configuration: {problem}"
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), BAD_OPTIONAL_VALUES)
+def test_a_bad_optional_value_is_one_problem_naming_the_key_and_its_form(field, value, problem):
+    assert error_of(**{field: value}) == f"Invalid configuration: {problem}"
+
+
+def broken_rules(field: str, value: Any) -> set[tuple[str, str]]:
+    """The spec's rules (key, rule) a bad value breaks, as jsonschema tells them: `items.x` is
+    rule x of a list's items."""
+    spec = load_spec()["connectionSpecification"]
+    config = make_config(**{field: value})
+    return {
+        (field, ("items." if len(error.path) > 1 else "") + str(error.validator))
+        for error in Draft7Validator(spec).iter_errors(config)
+    }
+
+
+def test_every_rule_of_every_key_of_the_spec_is_broken_by_a_bad_value():
+    spec = load_spec()["connectionSpecification"]
+    rules = {(key, "required") for key in spec["required"]}
+    for key, prop in spec["properties"].items():
+        rules |= {(key, rule) for rule in RULES if rule in prop}
+        rules |= {(key, f"items.{rule}") for rule in RULES if rule in prop.get("items", {})}
+    broken = set().union(*(broken_rules(field, value) for field, value, _ in BAD_VALUES))
+    assert rules - broken == set()
+    assert len(rules) > 40  # every key has a type, at least
+
+
+def test_every_pattern_of_the_spec_is_said_in_words():
+    properties = load_spec()["connectionSpecification"]["properties"]
+    patterned = {
+        key for key, prop in properties.items() if "pattern" in {**prop, **prop.get("items", {})}
+    }
+    assert patterned == set(FORMS)
+
+
+def test_a_list_with_several_problems_names_each_item_and_repeat():
+    message = error_of(statuses=["ISSUED", "issued", "A", "A", "A", 5, "ISSUED"])
+    assert message == (
+        "Invalid configuration: "
+        "`statuses` lists ISSUED twice and A 3 times: name each value once. "
+        '`statuses` item 2 ("issued") must be upper-case letters and underscores, '
+        "like AUTHORIZED. "
+        "`statuses` item 6 (5) must be of type string: upper-case letters and underscores, "
+        "like AUTHORIZED."
+    )
+
+
+def test_repeats_are_counted_as_json_schema_counts_them():
+    """1 and 1.0 are the same number to uniqueItems; true is not 1."""
+    message = error_of(statuses=["ISSUED", 1, 1.0, True])
+    type_of = "must be of type string: upper-case letters and underscores, like AUTHORIZED."
+    assert message == (
+        "Invalid configuration: `statuses` lists 1 twice: name each value once. "
+        f"`statuses` item 2 (1) {type_of} `statuses` item 3 (1.0) {type_of} "
+        f"`statuses` item 4 (true) {type_of}"
+    )
+
+
+def test_a_long_item_is_shown_cut_short():
+    message = error_of(statuses=["x" * 100])
+    assert message == (
+        'Invalid configuration: `statuses` item 1 ("' + "x" * 38 + "…) must be upper-case "
+        "letters and underscores, like AUTHORIZED."
+    )
+
+
+def test_each_bad_value_is_said_once_and_every_bad_key_is_named():
+    message = error_of(region=5, series=1, lwa_app_id=None)
+    assert message == (
+        "Invalid configuration: `lwa_app_id` is missing: LWA Client ID is required. "
+        f"`region` must be one of NA, EU, FE. {TYPE_OF_SERIES}"
+    )
 
 
 # --- Airbyte Cloud: public https endpoints only -------------------------------------------------

@@ -42,7 +42,7 @@ MESSAGE_CALLEE = re.compile(
 )
 NOT_FOR_USERS = {"TypeError", "KeyError", "AssertionError", "NotImplementedError"}
 # Functions whose returned text is a check's or the config's message.
-MESSAGE_FUNCTIONS = {"check_connection", "_check_message", "_schema_problems"}
+MESSAGE_FUNCTIONS = {"check_connection", "_check_message", "_schema_problems", "_schema_problem"}
 SIGNIFICANT = 8  # literal parts of a message at least this long must be in the docs
 
 
