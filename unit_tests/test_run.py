@@ -130,7 +130,7 @@ def unknown_keys(stream: str, keys: str, written: str) -> str:
     )
 
 
-DOCUMENT_KEYS = "dateEnd, resume_from, exports, windowDays"
+DOCUMENT_KEYS = "dateEnd, resume_from, exports, windowDays, longestRangeDays"
 BAD_STATES = [
     (
         "invoices",
