@@ -12,9 +12,21 @@ What the two threads share, and why that is safe:
   message repository. The document thread uses neither: it has stream instances of its own (own
   HTTP clients, LWA authenticator, rate limits and call budget, over operations the other group
   never calls) and emits its streams' status messages itself, as the CDK's loop would.
-- Loggers: each stream logs through its own logger; log lines and messages reach stdout through
-  the CDK's PRINT_BUFFER, whose lock keeps every line whole from any thread (the CDK's own
-  concurrent read relies on it too).
+- Loggers: the document thread logs through the source's logger and its streams' loggers, the
+  CDK thread through its streams' loggers; Python's loggers lock their handlers, and log lines
+  and messages reach stdout through the CDK's PRINT_BUFFER, whose lock keeps every line whole
+  from any thread (the CDK's own concurrent read relies on it too).
+- The CDK's HttpClient prints a stream's RUNNING status with the RATE_LIMITED reason straight to
+  stdout, from whichever thread meets the 429, not through the messages merged here (its own
+  TODO says so). That line can reach stdout a moment before or after a message of the same
+  stream still queued in interleave.py; the CDK's concurrent read has the same race, and the
+  platform takes such a status as information, not as a transition.
+
+Why the other streams are not read by the CDK's concurrent framework either: the three of them
+are one request at a time each (a getInvoices page every ten seconds at most), so threads would
+not make them faster, and their state (resume_from inside a window, the nextToken reading
+learnt) is not a cursor value its cursors can hold; the one split that pays, documents apart
+from the rest, is made here.
 """
 
 from __future__ import annotations
