@@ -24,9 +24,9 @@ What the two threads share, and why that is safe:
 
 Why the other streams are not read by the CDK's concurrent framework either: the three of them
 are one request at a time each (a getInvoices page every ten seconds at most), so threads would
-not make them faster, and their state (resume_from inside a window, the nextToken reading
-learnt) is not a cursor value its cursors can hold; the one split that pays, documents apart
-from the rest, is made here.
+not make them faster, and moving them would change the shape of the states they write
+(invoices' `resume_from` beside its cursor), which every saved connection would then need
+migrated; the one split that pays, documents apart from the rest, is made here.
 """
 
 from __future__ import annotations
