@@ -680,6 +680,46 @@ def test_a_range_too_long_before_the_form_is_known_is_halved_in_the_form_amazon_
     assert len(records_of(output, "invoice_documents")) == 4
 
 
+def test_a_range_refusal_that_names_no_date_field_after_the_form_switch_keeps_the_new_form(
+    lwa, requests_mock, config
+):
+    """The other form got past Amazon's check of the dates when its refusal is about something
+    else: that form is kept and said, and the window halved in it."""
+    amazon = Amazon(requests_mock, [])
+    original = amazon._create
+
+    def create(request, context):
+        body = request.json()
+        first, last = (date.fromisoformat(body[k][:10]) for k in ("dateStart", "dateEnd"))
+        if "T" not in body["dateStart"]:
+            message = "dateStart: expected a date-time for the period"
+        elif (last - first).days + 1 > 2:
+            message = "Invalid date range: more than 2 days."
+        else:
+            context.status_code = 202
+            return original(request, context)
+        context.status_code = 400
+        return {"errors": [{"code": "InvalidInput", "message": message}]}
+
+    amazon.create = requests_mock.post(
+        f"{API_URL}/exports", json=create, headers={"x-amzn-RateLimit-Limit": "1000"}
+    )
+    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
+    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
+    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    assert not output.errors
+    assert created_ranges(amazon) == [
+        ("2024-01-01", "2024-01-04"),
+        ("2024-01-01T00:00:00", "2024-01-04T23:59:59"),
+        ("2024-01-01T00:00:00", "2024-01-02T23:59:59"),
+        ("2024-01-03T00:00:00", "2024-01-04T23:59:59"),
+    ]
+    logs = [m.log.message for m in output.logs]
+    assert sum("sending date-times (YYYY-MM-DDTHH:MM:SS) from now on" in m for m in logs) == 1
+    assert sum("Amazon refused the 4-day window" in m for m in logs) == 1
+    assert states_of(output)[-1]["longestRangeDays"] == 2
+
+
 @pytest.mark.parametrize(
     "error",
     [

@@ -106,15 +106,15 @@ class SpApiExports:
         refusal of the form before anything else, even when its words sound like a refusal of
         the range (a refusal of dateStart's form that speaks of "the period", on a window of
         days): the window is sent once in the other form, and the answer that counts is
-        returned. Amazon takes it: that form is kept. Amazon refuses it too: the answer that
-        reads as a range too long came in the form Amazon takes (it got past the form), so
-        that form is kept and that answer returned (the pipeline halves the window); when
+        returned. Amazon takes it, or refuses it for something else than its dates (it got
+        past the form): that form is kept, said once, and that answer counts. Amazon refuses
+        its dates too: the answer that reads as a range too long came in the form Amazon takes,
+        so that form is kept and that answer returned (the pipeline halves the window); when
         both or neither read so, the first form stays unknown and the first answer counts."""
         self._date_times = not self._date_times
         answer = self._send("POST", "exports", json=self._body(window))
         if answer.status_code != 400 or not _about_dates(answer):
-            if answer.status_code != 400:
-                self._switched(refused)
+            self._switched(refused)
             return answer
         if _too_long(answer, window) and not _too_long(refused, window):
             self._switched(refused)
@@ -160,7 +160,7 @@ class SpApiExports:
                 raise AirbyteTracedException(
                     message=f"getInvoicesDocument for {document_id} answered without a URL."
                 )
-            presigned.hide(url)  # done by SpApiHttpClient already; here whatever the client
+            presigned.hide(url)  # SpApiHttpClient's hook did; again for an answer from elsewhere
             try:
                 response = self._downloads.get(url, stream=True, timeout=settings.REQUEST_TIMEOUT)
             except requests.RequestException as error:  # its text holds the URL: not logged
