@@ -196,6 +196,22 @@ def test_a_resumed_sync_polls_saved_exports_and_skips_documents_already_read():
     assert invoices == api.documents[f"{window.key}#1"]
 
 
+def test_exports_saved_by_a_killed_sync_stay_in_every_checkpoint_until_the_plan_reaches_them():
+    # The last sync saved the exports of 01 and 04; 02 and 03 were never created.
+    api = FakeApi(documents_for(WINDOWS))
+    api.created = [(WINDOWS[0].key, "E-01"), (WINDOWS[3].key, "E-04")]
+    saved = {
+        WINDOWS[0].key: {"exportId": "E-01", "documentsDone": []},
+        WINDOWS[3].key: {"exportId": "E-04", "documentsDone": []},
+    }
+    _, checkpoints = run(pipeline_for(api, WINDOWS, saved, ahead=1))
+    # Until the window of 04 is read, its export is in the state: a kill meanwhile polls it
+    # again instead of creating it again.
+    assert len(checkpoints) > 4
+    assert all(c.get(WINDOWS[3].key, {}).get("exportId") == "E-04" for c in checkpoints)
+    assert [e for _, e in api.created] == ["E-01", "E-04", "E3", "E4"]
+
+
 def test_an_export_in_error_is_created_again_then_read():
     window = WINDOWS[0]
     api = FakeApi(documents_for([window]))

@@ -230,8 +230,11 @@ class ExportPipeline:
         return next(iter(self._jobs.values())).window
 
     def pending(self) -> dict[str, dict[str, Any]]:
-        """The exports created and not yet fully read, for the stream's state."""
-        return {key: job.saved() for key, job in self._jobs.items() if job.export_id}
+        """The exports created and not yet fully read, for the stream's state: those of the
+        windows planned, and those the plan has not reached yet (saved by an earlier sync, or
+        set aside when a refused range shortened the window before them)."""
+        jobs = [*self._jobs.values(), *self._saved.values()]
+        return {job.window.key: job.saved() for job in jobs if job.export_id}
 
     def read_window(self, window: Window) -> Iterator[Entry | object]:
         """Complete the window being read: create, poll, download; yield its entries and
