@@ -147,6 +147,8 @@ BAD_STATES = [
         "dateEnd='yesterday', which is not a date like 2024-01-01",
     ),
     ("invoice_items", {"cursor": 1}, "cursor"),
+    ("invoice_documents", {"longestRangeDays": True}, "longestRangeDays=True, which is not"),
+    ("invoice_items", {"windowDays": "7"}, "windowDays='7', which is not"),
 ]
 WRITTEN = {
     "invoices": "date, resume_from",
@@ -159,6 +161,11 @@ WRITTEN = {
 def expected_state_message(stream: str, what: str) -> str:
     if "=" not in what:
         return unknown_keys(stream, what, WRITTEN[stream])
+    if what.endswith("which is not"):
+        return (
+            f"The saved state of stream `{stream}` has {what} a whole number of days (1 or "
+            "more). Fix the state or reset the stream."
+        )
     if what.startswith("exports="):
         return (
             f'The saved state of stream `{stream}` has {what} of "YYYY-MM-DD/YYYY-MM-DD" windows '

@@ -296,8 +296,8 @@ class DocumentPass:
         if self._longest_range and min(limits) == self._longest_range:
             self.logger.info(
                 f"Export windows span at most {self._longest_range} day(s): Amazon refused a "
-                "longer date range in an earlier sync (the state's longestRangeDays; reset the "
-                "stream to learn it again)."
+                "longer date range in an earlier sync (the state's longestRangeDays: remove it "
+                "from the connection's state to try longer ranges again)."
             )
         return min(limits, default=None)
 

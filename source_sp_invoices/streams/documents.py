@@ -38,6 +38,13 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         for key in ("dateEnd", "resume_from"):
             if key in state:
                 read_state_date(self.name, state, key)
+        for key in ("windowDays", "longestRangeDays"):
+            value = state.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"The saved state of stream `{self.name}` has {key}={value!r}, which is not "
+                    "a whole number of days (1 or more). Fix the state or reset the stream."
+                )
         exports = state.get("exports", {})
         try:
             for key, export in exports.items():
