@@ -64,3 +64,4 @@ def test_an_answer_without_a_url_registers_nothing_and_a_streamed_one_is_not_rea
     streamed = answer(b"")
     streamed._content = False  # not read yet: reading it would consume the stream
     hide_in_answer(streamed, stream=True)
+    assert streamed._content is False  # the body was left for its reader
