@@ -120,7 +120,25 @@ def test_both_streams_fetch_and_parse_each_document_once(lwa, requests_mock, con
     assert amazon.s3.call_count == len(amazon.documents) == 6  # two documents a day, once each
     assert amazon.create.call_count == 3
     assert set(parses.values()) == {1} and len(parses) == len(expected)
-    # every document's records of both streams come before the states that follow it
+    # Every document's records of both streams come before the first state that counts it
+    # read, and after the state that counts the document before it: emitted as it is read.
+    document_of = {i: d for d, invoices in amazon.documents.items() for i in invoices}
+    day_of = {d: DATASET.record(i[0]).date.date().isoformat() for d, i in amazon.documents.items()}
+    positions: dict[str, list[int]] = {d: [] for d in amazon.documents}
+    counted: dict[str, int] = {}
+    for n, message in enumerate(output.records_and_state_messages):
+        if message.record is not None:
+            positions[document_of[message.record.data["invoiceId"]]].append(n)
+            continue
+        saved = message.state.stream.stream_state.__dict__
+        done = {d for export in saved.get("exports", {}).values() for d in export["documentsDone"]}
+        for document in amazon.documents:
+            if document in done or day_of[document] <= saved.get("dateEnd", ""):
+                counted.setdefault(document, n)
+    order = sorted(amazon.documents, key=counted.__getitem__)
+    for before, document in zip([None, *order], order, strict=False):
+        assert max(positions[document]) < counted[document], document
+        assert before is None or min(positions[document]) > counted[before], document
     states = states_by_stream(output)
     assert states["invoice_documents"] == states["invoice_items"]
     assert states["invoice_items"][-1] == {"dateEnd": "2024-01-03", "windowDays": 1}
