@@ -32,9 +32,12 @@ $(PYAIRBYTE_STAMP):
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## make test: lint, then every unit and integration test (the first run also installs PyAirbyte)
+## make test: lint, then every unit and integration test (the first run also installs PyAirbyte),
+## one test file at a time per core (pytest-xdist; a file's tests share their fixtures)
+PARALLEL := -n auto --dist loadfile
+
 test: $(STAMP) $(PYAIRBYTE_STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 ## make bench: rate-limit bound ratio, records per second, peak RSS (not part of make test)
 bench: $(STAMP)
@@ -51,7 +54,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest unit_tests
 
 integration: $(STAMP) $(PYAIRBYTE_STAMP)
-	$(BIN)/python -m pytest integration_tests
+	$(BIN)/python -m pytest $(PARALLEL) integration_tests
 
 clean:
 	rm -rf $(VENV) $(PYAIRBYTE_VENV) .demo .pytest_cache .ruff_cache *.egg-info
