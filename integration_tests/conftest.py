@@ -15,12 +15,16 @@ from typing import Any
 import pytest
 
 from conftest import validate_records
+from source_sp_invoices.read_together import DOCUMENT_STREAMS
 from sp_api_emulator import Dataset, EmulatorServer
 
 CLI = Path(sys.executable).parent / "source-sp-invoices"
 START = "2024-01-01T00:00:00Z"
 END = "2024-01-22T00:00:00Z"
 TIME_SCALE = 60.0  # one emulator minute per real second
+# Every stream, as a seller who ticks them all selects them; the document streams are the
+# package's own list.
+ALL_STREAMS = ("invoice_attributes", "invoices", "invoice_exports", *DOCUMENT_STREAMS)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from integration_tests.conftest import END, START, catalog, state_of
+from integration_tests.conftest import ALL_STREAMS, END, START, catalog, state_of
 from integration_tests.test_cli import truth
 from integration_tests.test_documents import truth as document_truth
 from sp_api_emulator import EmulatorServer
@@ -73,15 +73,6 @@ def test_a_lasting_429_storm_fails_with_its_failure_type_and_the_next_sync_resum
     }
     assert union == {i["id"] for i in truth(dataset, end=END)}  # nothing lost
     assert read_again < 21  # and the days already read were not read again (21 one-day windows)
-
-
-ALL_STREAMS = (
-    "invoice_attributes",
-    "invoices",
-    "invoice_exports",
-    "invoice_documents",
-    "invoice_items",
-)
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from airbyte_cdk.models import AirbyteStreamStatus, AirbyteStreamStatusReasonType
 
-from integration_tests.conftest import catalog
+from integration_tests.conftest import ALL_STREAMS, catalog
 from integration_tests.test_cli import truth as invoice_truth
 from integration_tests.test_documents import truth as document_truth
 from source_sp_invoices import settings
 from sp_api_emulator import DOWNLOAD_OPERATION
 
-ALL_STREAMS = ("invoice_attributes", "invoices", "invoice_exports", "invoice_documents")
 END_OF_DAY_3 = "2024-01-04T00:00:00Z"
 
 
@@ -44,6 +43,9 @@ def test_every_fault_of_the_api_at_once_ends_in_a_complete_sync(cli, emulator, d
     assert ids(invoices, "id") == sorted(i["id"] for i in invoice_truth(dataset, end=END_OF_DAY_3))
     documents = run.records("invoice_documents")
     assert ids(documents, "invoiceId") == sorted(document_truth(dataset, last="2024-01-03"))
+    items = {(item["invoiceId"], item["itemNumber"]) for item in run.records("invoice_items")}
+    assert len(items) == len(run.records("invoice_items"))  # no item twice
+    assert {invoice_id for invoice_id, _ in items} == {d["invoiceId"] for d in documents}
     assert run.records("invoice_attributes")
     run.records("invoice_exports")  # listed before any export exists: checked by its schema
     assert emulator.stats.count("getInvoicesExports", 200) == 2  # the garbled page, then JSON
@@ -102,6 +104,9 @@ def test_a_429_storm_is_waited_out_at_the_applied_rate_without_adding_429s(cli, 
     assert ids(invoices, "id") == sorted(i["id"] for i in invoice_truth(dataset, end=END_OF_DAY_3))
     documents = run.records("invoice_documents")
     assert ids(documents, "invoiceId") == sorted(document_truth(dataset, last="2024-01-03"))
+    items = {(item["invoiceId"], item["itemNumber"]) for item in run.records("invoice_items")}
+    assert len(items) == len(run.records("invoice_items"))  # no item twice
+    assert {invoice_id for invoice_id, _ in items} == {d["invoiceId"] for d in documents}
     for operation, count in storm.items():  # only the injected ones: the pacing added none
         assert emulator.stats.count(operation, 429) == count
     statuses = [
@@ -136,7 +141,7 @@ def test_no_secret_or_access_token_appears_in_any_output(cli, emulator, dataset)
         "2024-01-01T00:00:00Z", replication_end_date="2024-01-03T00:00:00Z", documents_window_days=1
     )
     outputs = []
-    every_stream = catalog(*ALL_STREAMS, "invoice_items")
+    every_stream = catalog(*ALL_STREAMS)
     outputs.append(cli.run("check", config))
     emulator.faults.expire_urls(1)  # and a fresh URL replaces it
     outputs.append(cli.run("read", config, catalog=every_stream, debug=True))

@@ -13,18 +13,17 @@ from typing import Any
 
 import pytest
 
-from integration_tests.conftest import START, TIME_SCALE, catalog, parse_messages, state_of
+from integration_tests.conftest import (
+    ALL_STREAMS,
+    DOCUMENT_STREAMS,
+    START,
+    TIME_SCALE,
+    catalog,
+    parse_messages,
+    state_of,
+)
 from integration_tests.test_documents import END_OF_WEEK, creations, truth
 from sp_api_emulator import Dataset, EmulatorServer, ExportTiming
-
-ALL_STREAMS = (
-    "invoice_attributes",
-    "invoices",
-    "invoice_exports",
-    "invoice_documents",
-    "invoice_items",
-)
-DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
 
 
 @pytest.fixture
