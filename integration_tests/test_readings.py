@@ -29,6 +29,17 @@ def emulator(quick_emulator):
     return quick_emulator
 
 
+def emulator_reading(dataset: Dataset, **readings: Any) -> EmulatorServer:
+    """An emulator of its own for a data set, under these readings, exports taking Amazon's
+    time (5 to 10 s of its clock)."""
+    return EmulatorServer(
+        dataset,
+        time_scale=TIME_SCALE,
+        export_processing_seconds=(5, 10),
+        readings=Readings(**readings),
+    )
+
+
 def values(field: str) -> list[Any]:
     return list(CHOICES[field])
 
@@ -189,12 +200,7 @@ def test_a_status_no_reading_names_fails_naming_it_after_a_bounded_wait(
 def test_documents_are_read_whether_the_body_is_a_zip_or_one_xml_file(cli, document_body):
     # Under the xml reading each document is one invoice: a few a day keep this short.
     dataset = Dataset.generate(seed=4, start=date(2024, 1, 1), days=2, invoices_per_day=3)
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(document_body=document_body),
-    ) as emulator:
+    with emulator_reading(dataset, document_body=document_body) as emulator:
         config = emulator.connector_config(START, replication_end_date="2024-01-03T00:00:00Z")
         run = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS))
         documents = emulator.stats.count("getInvoicesDocument", 200)
@@ -207,12 +213,7 @@ def test_documents_are_read_whether_the_body_is_a_zip_or_one_xml_file(cli, docum
 
 
 def test_a_whole_sync_without_the_rate_limit_header_keeps_the_documented_plans(cli, dataset):
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(rate_limit_header=False),
-    ) as emulator:
+    with emulator_reading(dataset, rate_limit_header=False) as emulator:
         config = emulator.connector_config(
             START, replication_end_date="2024-01-02T00:00:00Z", documents_window_days=1
         )
@@ -226,12 +227,7 @@ def test_a_whole_sync_without_the_rate_limit_header_keeps_the_documented_plans(c
 
 def test_no_invoice_is_dropped_when_getInvoices_and_exports_filter_on_the_creation_time(cli):
     dataset = Dataset.generate(seed=8, start=date(2024, 1, 1), days=14, invoices_per_day=(5, 30))
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(invoice_filter_date="creation"),
-    ) as emulator:
+    with emulator_reading(dataset, invoice_filter_date="creation") as emulator:
         config = emulator.connector_config(
             START, replication_end_date="2024-01-15T00:00:00Z", invoices_window_days=1
         )
@@ -262,12 +258,7 @@ def test_no_invoice_is_dropped_when_getInvoices_and_exports_filter_on_the_creati
 
 def test_no_invoice_of_a_day_is_lost_when_amazon_reads_dates_in_brazils_time(cli):
     dataset = Dataset.generate(seed=9, start=date(2024, 1, 1), days=10, invoices_per_day=(5, 30))
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(bare_date_zone="America/Sao_Paulo"),
-    ) as emulator:
+    with emulator_reading(dataset, bare_date_zone="America/Sao_Paulo") as emulator:
         streams = catalog(*DOCUMENT_STREAMS)
         config = emulator.connector_config(
             "2024-01-02T00:00:00Z", replication_end_date="2024-01-05T00:00:00Z", lookback_days=0
@@ -327,12 +318,7 @@ def test_a_day_not_over_in_brazil_is_exported_by_the_next_sync_without_gap_or_du
     """In-process, so that the connector's clock can be set: 01:30 UTC on the 4th is 22:30 of
     the 3rd in Brazil, so the 3rd waits; at 03:30 UTC it has ended there too."""
     dataset = Dataset.generate(seed=10, start=date(2024, 1, 1), days=4, invoices_per_day=(5, 15))
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(bare_date_zone="America/Sao_Paulo"),
-    ) as emulator:
+    with emulator_reading(dataset, bare_date_zone="America/Sao_Paulo") as emulator:
         config = emulator.connector_config(START, lookback_days=0)  # no end date: up to now
         monkeypatch.setattr(document_pass, "now", lambda: datetime(2024, 1, 4, 1, 30, tzinfo=UTC))
         first = read(SourceSpInvoices(), config, document_catalog())
@@ -373,12 +359,7 @@ def test_a_day_not_over_in_brazil_is_exported_by_the_next_sync_without_gap_or_du
 @pytest.mark.parametrize("bare_date_zone", values("bare_date_zone"))
 def test_an_end_date_within_a_day_gives_the_invoices_the_docs_say(cli, bare_date_zone):
     dataset = Dataset.generate(seed=12, start=date(2024, 1, 1), days=4, invoices_per_day=(10, 20))
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        export_processing_seconds=(5, 10),
-        readings=Readings(bare_date_zone=bare_date_zone),
-    ) as emulator:
+    with emulator_reading(dataset, bare_date_zone=bare_date_zone) as emulator:
         config = emulator.connector_config(START, replication_end_date="2024-01-03T12:00:00Z")
         run = cli.run("read", config, catalog=catalog("invoices", *DOCUMENT_STREAMS))
     assert run.returncode == 0, run.errors()

@@ -80,6 +80,30 @@ def statuses(output) -> list[tuple[str, str]]:
     ]
 
 
+def refuse(requests_mock, path: str, message: str) -> None:
+    """Amazon answers GET `path` with a 400 InvalidInput saying `message`."""
+    requests_mock.get(
+        f"{API_URL}/{path}",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": message}]},
+    )
+
+
+def read_failing(config, end: str, *streams: str):
+    return read(
+        SourceSpInvoices(), config_for(config, end), catalog_of(*streams), expecting_exception=True
+    )
+
+
+def errors_by_stream(output) -> set[tuple[str, str]]:
+    """(stream, message) of every stream's error trace."""
+    return {
+        (e.trace.error.stream_descriptor.name, e.trace.error.message)
+        for e in output.errors
+        if e.trace.error.stream_descriptor
+    }
+
+
 @pytest.fixture
 def parses(monkeypatch) -> Counter:
     """How often each invoice XML is parsed."""
@@ -190,18 +214,9 @@ def test_statuses_of_every_stream_and_a_failure_keeps_the_others_complete(
     lwa, requests_mock, config
 ):
     NfeAmazon(requests_mock, [])
-    requests_mock.get(
-        f"{API_URL}/documents/E1-D0",
-        status_code=400,
-        json={"errors": [{"code": "InvalidInput", "message": "no such document"}]},
-    )
+    refuse(requests_mock, "documents/E1-D0", "no such document")
     requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
-    output = read(
-        SourceSpInvoices(),
-        config_for(config, "2024-01-03"),
-        catalog_of("invoices", *DOCUMENT_STREAMS),
-        expecting_exception=True,
-    )
+    output = read_failing(config, "2024-01-03", "invoices", *DOCUMENT_STREAMS)
     seen = statuses(output)
     assert ("invoices", "COMPLETE") in seen
     for stream in DOCUMENT_STREAMS:
@@ -210,12 +225,7 @@ def test_statuses_of_every_stream_and_a_failure_keeps_the_others_complete(
         "Amazon rejected getInvoicesDocument: InvalidInput: no such document "
         "[HTTP 400, x-amzn-RequestId unknown]"
     )
-    failed = {
-        (e.trace.error.stream_descriptor.name, e.trace.error.message)
-        for e in output.errors
-        if e.trace.error.stream_descriptor
-    }
-    assert failed == {(stream, rejected) for stream in DOCUMENT_STREAMS}
+    assert errors_by_stream(output) == {(stream, rejected) for stream in DOCUMENT_STREAMS}
 
 
 def test_statuses_run_from_started_to_complete(lwa, requests_mock, config):
@@ -235,17 +245,9 @@ def test_a_failure_after_records_leaves_both_streams_incomplete_at_their_last_st
     lwa, requests_mock, config
 ):
     NfeAmazon(requests_mock, [])
-    requests_mock.get(  # the export of 01 is read; the one of 02 and 03 is refused
-        f"{API_URL}/documents/E2-D0",
-        status_code=400,
-        json={"errors": [{"code": "InvalidInput", "message": "no such document"}]},
-    )
-    output = read(
-        SourceSpInvoices(),
-        config_for(config, "2024-01-04"),
-        catalog_of(*DOCUMENT_STREAMS),
-        expecting_exception=True,
-    )
+    # the export of 01 is read; the one of 02 and 03 is refused
+    refuse(requests_mock, "documents/E2-D0", "no such document")
+    output = read_failing(config, "2024-01-04", *DOCUMENT_STREAMS)
     seen = statuses(output)
     for stream in DOCUMENT_STREAMS:
         assert [s for name, s in seen if name == stream] == ["STARTED", "RUNNING", "INCOMPLETE"]
@@ -259,17 +261,8 @@ def test_a_failure_after_records_leaves_both_streams_incomplete_at_their_last_st
 
 def test_a_failing_invoices_stream_leaves_the_document_streams_complete(lwa, requests_mock, config):
     NfeAmazon(requests_mock, [])
-    requests_mock.get(
-        f"{API_URL}/invoices",
-        status_code=400,
-        json={"errors": [{"code": "InvalidInput", "message": "bad filter"}]},
-    )
-    output = read(
-        SourceSpInvoices(),
-        config_for(config, "2024-01-03"),
-        catalog_of("invoices", *DOCUMENT_STREAMS),
-        expecting_exception=True,
-    )
+    refuse(requests_mock, "invoices", "bad filter")
+    output = read_failing(config, "2024-01-03", "invoices", *DOCUMENT_STREAMS)
     seen = statuses(output)
     assert [s for name, s in seen if name == "invoices"] == ["STARTED", "INCOMPLETE"]
     for stream in DOCUMENT_STREAMS:
@@ -279,15 +272,10 @@ def test_a_failing_invoices_stream_leaves_the_document_streams_complete(lwa, req
     assert {r["invoiceId"] for r in records_of(output, "invoice_documents")} == set(
         invoices_of("2024-01-01", "2024-01-02")
     )
-    failed = {
-        (e.trace.error.stream_descriptor.name, e.trace.error.message)
-        for e in output.errors
-        if e.trace.error.stream_descriptor
-    }
     rejected = (
         "Amazon rejected getInvoices: InvalidInput: bad filter [HTTP 400, x-amzn-RequestId unknown]"
     )
-    assert failed == {("invoices", rejected)}
+    assert errors_by_stream(output) == {("invoices", rejected)}
 
 
 def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, config, parses):

@@ -595,6 +595,14 @@ def test_exports_switch_to_date_times_once_amazon_asks_for_them(lwa, requests_mo
     assert sum("sending date-times" in m.log.message for m in output.logs) == 1
 
 
+def read_days_01_to_04(config, window_days: int = 4, **kwargs: Any):
+    """invoice_documents over 01..04 with a learnt window of `window_days` and no ceiling: the
+    first export asks for all four days when window_days is 4."""
+    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": window_days})
+    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
+    return read(SourceSpInvoices(), config, catalog("invoice_documents"), state.build(), **kwargs)
+
+
 def created_ranges(amazon) -> list[tuple[str, str]]:
     return [(r.json()["dateStart"], r.json()["dateEnd"]) for r in amazon.create.request_history]
 
@@ -607,9 +615,7 @@ def test_a_refused_date_form_on_a_window_of_days_switches_the_form_not_the_windo
     refused: list[str] = []
     date_times_only(amazon, requests_mock, refused, shape)
     # A learnt window of 4 days, no ceiling: the first export is refused on days 01..04.
-    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
-    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
-    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    output = read_days_01_to_04(config)
     assert not output.errors
     assert created_ranges(amazon) == [
         ("2024-01-01", "2024-01-04"),
@@ -625,9 +631,12 @@ def test_a_refused_date_form_on_a_window_of_days_switches_the_form_not_the_windo
     ]
 
 
-def range_limited(amazon, requests_mock, longest: int, date_times: bool) -> None:
+def range_limited(
+    amazon, requests_mock, longest: int, date_times: bool, names_fields: bool = True
+) -> None:
     """createInvoicesExport that takes one form only and refuses a range longer than `longest`
-    days, in the emulator's words (which name dateStart and dateEnd)."""
+    days, in the emulator's words (which name dateStart and dateEnd), or in words that name
+    no field."""
     original = amazon._create
 
     def create(request, context):
@@ -646,7 +655,9 @@ def range_limited(amazon, requests_mock, longest: int, date_times: bool) -> None
                     {
                         "code": "InvalidInput",
                         "message": f"Invalid date range: dateStart {first} to dateEnd {last} "
-                        f"spans more than {longest} days.",
+                        f"spans more than {longest} days."
+                        if names_fields
+                        else f"Invalid date range: more than {longest} days.",
                     }
                 ]
             }
@@ -664,9 +675,7 @@ def test_a_range_too_long_before_the_form_is_known_is_halved_in_the_form_amazon_
 ):
     amazon = Amazon(requests_mock, [])
     range_limited(amazon, requests_mock, longest=2, date_times=date_times)
-    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
-    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
-    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    output = read_days_01_to_04(config)
     assert not output.errors
     both = [("2024-01-01", "2024-01-04"), ("2024-01-01T00:00:00", "2024-01-04T23:59:59")]
     halves = [("2024-01-01", "2024-01-02"), ("2024-01-03", "2024-01-04")]
@@ -686,27 +695,8 @@ def test_a_range_refusal_that_names_no_date_field_after_the_form_switch_keeps_th
     """The other form got past Amazon's check of the dates when its refusal is about something
     else: that form is kept and said, and the window halved in it."""
     amazon = Amazon(requests_mock, [])
-    original = amazon._create
-
-    def create(request, context):
-        body = request.json()
-        first, last = (date.fromisoformat(body[k][:10]) for k in ("dateStart", "dateEnd"))
-        if "T" not in body["dateStart"]:
-            message = "dateStart: expected a date-time for the period"
-        elif (last - first).days + 1 > 2:
-            message = "Invalid date range: more than 2 days."
-        else:
-            context.status_code = 202
-            return original(request, context)
-        context.status_code = 400
-        return {"errors": [{"code": "InvalidInput", "message": message}]}
-
-    amazon.create = requests_mock.post(
-        f"{API_URL}/exports", json=create, headers={"x-amzn-RateLimit-Limit": "1000"}
-    )
-    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": 4}).build()
-    config = {**config, "replication_end_date": "2024-01-05T00:00:00Z"}
-    output = read(SourceSpInvoices(), config, catalog("invoice_documents"), state)
+    range_limited(amazon, requests_mock, longest=2, date_times=True, names_fields=False)
+    output = read_days_01_to_04(config)
     assert not output.errors
     assert created_ranges(amazon) == [
         ("2024-01-01", "2024-01-04"),
@@ -743,14 +733,7 @@ def test_an_export_refused_for_another_reason_fails_without_switching_or_halving
     amazon.create = requests_mock.post(
         f"{API_URL}/exports", status_code=400, json={"errors": [error]}
     )
-    state = StateBuilder().with_stream_state("invoice_documents", {"windowDays": window_days})
-    output = read(
-        SourceSpInvoices(),
-        {**config, "replication_end_date": "2024-01-05T00:00:00Z"},
-        catalog("invoice_documents"),
-        state.build(),
-        expecting_exception=True,
-    )
+    output = read_days_01_to_04(config, window_days, expecting_exception=True)
     assert amazon.create.call_count == 1
     last = "2024-01-01" if window_days == 1 else "2024-01-04"
     assert output.errors[0].trace.error.message.startswith(
