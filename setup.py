@@ -23,8 +23,9 @@ setup(
         "tests": [
             "pytest>=8,<10",
             # make test runs the test files on every core: the integration tests mostly wait on
-            # the emulator's clock (42 % of one core), so two workers halve its time (636 s to
-            # 341 s on 2 cores) without a faster clock that timing tests could not bear.
+            # the emulator's clock (test_readings and test_one_pass: 42 % of one core), so two
+            # workers halve the run (pytest 636 s to 341 s on 2 cores) without a faster clock
+            # that the timing tests could not bear.
             "pytest-xdist>=3.8,<4",
             "requests-mock>=1.12,<2",
             "nfelib>=3.2,<4",  # real NF-e 4.00 samples and bindings to check the parser against
