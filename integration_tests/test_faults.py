@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from airbyte_cdk.models import AirbyteStreamStatus, AirbyteStreamStatusReasonType
 
-from integration_tests.conftest import ALL_STREAMS, catalog
+from integration_tests.conftest import ALL_STREAMS, DOCUMENT_STREAMS, catalog
 from integration_tests.test_cli import truth as invoice_truth
 from integration_tests.test_documents import truth as document_truth
 from source_sp_invoices import settings
@@ -98,7 +98,7 @@ def test_a_429_storm_is_waited_out_at_the_applied_rate_without_adding_429s(cli, 
     storm = {"getInvoices": 6, "createInvoicesExport": 6, "getInvoicesDocument": 6}
     for operation, count in storm.items():
         emulator.faults.fail_next(operation, 429, count=count)
-    run = cli.run("read", config, catalog=catalog("invoices", "invoice_documents"))
+    run = cli.run("read", config, catalog=catalog("invoices", *DOCUMENT_STREAMS))
     assert run.returncode == 0, run.errors()
     invoices = run.records("invoices")
     assert ids(invoices, "id") == sorted(i["id"] for i in invoice_truth(dataset, end=END_OF_DAY_3))
