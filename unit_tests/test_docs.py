@@ -30,7 +30,7 @@ from unit_tests.conftest import API_URL, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "sp-invoices.md"
-ICON = ROOT / "docs" / "icon.svg"
+ICON = ROOT / "icon.svg"  # where Airbyte looks for it: the connector's root
 PACKAGE = ROOT / "source_sp_invoices"
 
 HOLE = "\x00"  # where an f-string or a concatenation inserts a value
