@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 # PyAirbyte (the `airbyte` package) has its own venv: it brings some hundred packages (DuckDB,
 # pandas, cloud SDKs) that the connector's venv must not lean on. It runs the connector
-# from .venv as a local executable, as the README shows.
+# from .venv as a local executable, as the docs' tutorial shows (docs/sp-invoices.md).
 PYAIRBYTE_VERSION := 0.71.3
 PYAIRBYTE_VENV := .venv-pyairbyte
 PYAIRBYTE_STAMP := $(PYAIRBYTE_VENV)/.installed-$(PYAIRBYTE_VERSION)
@@ -57,7 +57,7 @@ test: $(STAMP) $(PYAIRBYTE_STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
-## make pyairbyte: PyAirbyte $(PYAIRBYTE_VERSION) in .venv-pyairbyte, for the README's example
+## make pyairbyte: PyAirbyte $(PYAIRBYTE_VERSION) in .venv-pyairbyte, for the docs' tutorial
 pyairbyte: $(PYAIRBYTE_STAMP)
 
 ## make qa: Airbyte's own connector QA checks on this checkout, offline, at support level 300
