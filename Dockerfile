@@ -7,7 +7,7 @@ FROM docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473
 WORKDIR /airbyte/integration_code
 
 # Only what `pip install .` needs; .dockerignore keeps tests, the emulator and caches out as well.
-COPY setup.py pyproject.toml main.py ./
+COPY setup.py main.py ./
 COPY source_sp_invoices ./source_sp_invoices
 
 # Installed as root into the image's Python, so the airbyte user can run it but not change it.
@@ -23,4 +23,4 @@ ENV AIRBYTE_ENTRYPOINT="source-sp-invoices"
 ENTRYPOINT ["source-sp-invoices"]
 
 LABEL io.airbyte.name="airbyte/source-sp-invoices"
-LABEL io.airbyte.version="0.4.0"
+LABEL io.airbyte.version="0.5.0"

@@ -6,14 +6,20 @@ STAMP := $(VENV)/.installed
 
 # PyAirbyte (the `airbyte` package) has its own venv: it brings some hundred packages (DuckDB,
 # pandas, cloud SDKs) that the connector's venv must not lean on. It runs the connector
-# from .venv as a local executable, as the README shows.
+# from .venv as a local executable, as the docs' tutorial shows (docs/sp-invoices.md).
 PYAIRBYTE_VERSION := 0.71.3
 PYAIRBYTE_VENV := .venv-pyairbyte
 PYAIRBYTE_STAMP := $(PYAIRBYTE_VENV)/.installed-$(PYAIRBYTE_VERSION)
 
-.PHONY: demo test lint unit integration bench pyairbyte clean
+# Airbyte's connector QA (airbyte-internal-ops, behind `airbyte-ops local connector qa`) has a
+# venv of its own too: it is heavy (some 220 packages, 860 MB) and make test does not need it.
+QA_VERSION := 0.132.0
+QA_VENV := .venv-qa
+QA_STAMP := $(QA_VENV)/.installed-$(QA_VERSION)
 
-$(STAMP): setup.py pyproject.toml
+.PHONY: demo test lint unit integration bench pyairbyte qa erd clean
+
+$(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
@@ -27,6 +33,14 @@ $(PYAIRBYTE_STAMP):
 	$(PYAIRBYTE_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		airbyte==$(PYAIRBYTE_VERSION)
 	@touch $(PYAIRBYTE_STAMP)
+
+$(QA_STAMP):
+	rm -rf $(QA_VENV)
+	$(PYTHON) -m venv $(QA_VENV)
+	$(QA_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(QA_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		airbyte-internal-ops==$(QA_VERSION)
+	@touch $(QA_STAMP)
 
 ## make demo: install, start the bundled SP-API emulator, run a real read against it, summarise
 demo: $(STAMP)
@@ -43,8 +57,17 @@ test: $(STAMP) $(PYAIRBYTE_STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
-## make pyairbyte: PyAirbyte $(PYAIRBYTE_VERSION) in .venv-pyairbyte, for the README's example
+## make pyairbyte: PyAirbyte $(PYAIRBYTE_VERSION) in .venv-pyairbyte, for the docs' tutorial
 pyairbyte: $(PYAIRBYTE_STAMP)
+
+## make qa: Airbyte's own connector QA checks on this checkout, offline, at support level 300
+## (the documentation content checks too); not part of make test
+qa: $(QA_STAMP)
+	$(QA_VENV)/bin/python scripts/airbyte_qa.py --sl 300
+
+## make erd: regenerate erd/source.dbml's tables from the discovered catalog (its joins are kept)
+erd: $(STAMP)
+	$(BIN)/python scripts/erd.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -57,4 +80,4 @@ integration: $(STAMP) $(PYAIRBYTE_STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) integration_tests
 
 clean:
-	rm -rf $(VENV) $(PYAIRBYTE_VENV) .demo .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PYAIRBYTE_VENV) $(QA_VENV) .demo .pytest_cache .ruff_cache *.egg-info

@@ -45,7 +45,7 @@ WORKDIR = "/airbyte/integration_code"
 # The base image's non-root user: `airbyte`, uid 1000, created without a home directory.
 BASE_IMAGE_USER = {"airbyte", "1000"}
 # What the image may hold of the repository: the files `pip install .` needs, nothing else.
-IMAGE_FILES = {"setup.py", "pyproject.toml", "main.py"}
+IMAGE_FILES = {"setup.py", "main.py"}
 IMAGE_PACKAGE = "source_sp_invoices"
 
 
@@ -143,7 +143,6 @@ def test_dockerignore_keeps_tests_the_emulator_and_secrets_out(tmp_path: Path) -
     """A context holding what a working copy can hold: only the package files get through."""
     wanted = {
         "setup.py",
-        "pyproject.toml",
         "main.py",
         "source_sp_invoices/__init__.py",
         "source_sp_invoices/spec.json",
@@ -163,6 +162,8 @@ def test_dockerignore_keeps_tests_the_emulator_and_secrets_out(tmp_path: Path) -
         ".pytest_cache/v/cache/nodeids",
         "scripts/demo.py",
         "README.md",
+        "ruff.toml",
+        "pytest.ini",
         "source_sp_invoices/__pycache__/source.cpython-311.pyc",
         "source_sp_invoices/streams/__pycache__/base.cpython-311.pyc",
         "source_sp_invoices.egg-info/PKG-INFO",

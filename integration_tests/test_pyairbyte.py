@@ -1,8 +1,9 @@
-"""The README's PyAirbyte example, run as it is against the emulator, offline.
+"""The PyAirbyte tutorial of the docs, run as it is against the emulator, offline.
 
 PyAirbyte lives in its own venv (`make pyairbyte`; `make test` creates it): the test runs the
-README's Python block there, in a directory laid out like the repository (the config file, the
-connector under .venv/bin), and compares what landed in DuckDB with the emulator's data set.
+Python block of docs/sp-invoices.md's Tutorials there, in a directory laid out like the
+repository (the config file, the connector under .venv/bin), and compares what landed in DuckDB
+with the emulator's data set.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PYAIRBYTE_PYTHON = ROOT / ".venv-pyairbyte" / "bin" / "python"
 START, END = "2024-01-01T00:00:00Z", "2024-01-04T00:00:00Z"
 
-# Runs the README's block, then reports what it left behind: the read result and the cache.
+# Runs the docs' block, then reports what it left behind: the read result and the cache.
 RUNNER = """
 import json, sys
 from sqlalchemy import text
 
 namespace = {"__name__": "__main__"}
-exec(compile(open(sys.argv[1]).read(), "README.md", "exec"), namespace)
+exec(compile(open(sys.argv[1]).read(), "sp-invoices.md", "exec"), namespace)
 result = namespace["result"]
 with result.cache.get_sql_engine().connect() as connection:
     def count(sql):
@@ -48,12 +49,12 @@ print("REPORT " + json.dumps(report))
 """
 
 
-def readme_example() -> str:
-    """The Python block of the README's PyAirbyte section."""
-    readme = (ROOT / "README.md").read_text("utf-8")
-    section = readme.split("## Run it with PyAirbyte\n", 1)[1].split("\n## ", 1)[0]
+def docs_example() -> str:
+    """The Python block of the docs' Tutorials (docs/sp-invoices.md)."""
+    docs = (ROOT / "docs" / "sp-invoices.md").read_text("utf-8")
+    section = docs.split("### Tutorials\n", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "the README's PyAirbyte section has no Python block"
+    assert match, "the docs' Tutorials have no Python block"
     return match.group(1)
 
 
@@ -66,7 +67,7 @@ def pyairbyte_python() -> Path:
     return PYAIRBYTE_PYTHON
 
 
-def test_the_readme_example_lands_every_invoice_and_item_in_duckdb(pyairbyte_python, tmp_path):
+def test_the_docs_example_lands_every_invoice_and_item_in_duckdb(pyairbyte_python, tmp_path):
     dataset = Dataset.generate(seed=5, start=date(2024, 1, 1), days=3, invoices_per_day=(2, 12))
     invoices = dataset.invoices("2024-01-01T00:00:00", "2024-01-03T23:59:59.999999")
     items = sum(len(dataset.record(invoice["id"]).nfe.items) for invoice in invoices)
@@ -77,7 +78,7 @@ def test_the_readme_example_lands_every_invoice_and_item_in_duckdb(pyairbyte_pyt
     (tmp_path / ".venv" / "bin" / "source-sp-invoices").symlink_to(CLI)
     (tmp_path / "integration_tests").mkdir()
     example = tmp_path / "read_invoices.py"
-    example.write_text(readme_example())
+    example.write_text(docs_example())
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
 

@@ -1,6 +1,6 @@
 """The LWA token refresh: the CDK's Oauth2Authenticator against the connector's LwaAuthenticator.
 
-A small http.server on 127.0.0.1 plays Login with Amazon's token endpoint. Each authenticator
+A small http.server on localhost plays Login with Amazon's token endpoint. Each authenticator
 refreshes against it in a fresh child process (the CDK's refresh lock is class-wide, so a hung
 refresh would block every later one in the same process), observed for at most --cap seconds:
 
@@ -333,9 +333,9 @@ def main() -> None:
         f"airbyte-cdk {version('airbyte-cdk')}, requests {version('requests')}, backoff "
         f"{version('backoff')}; code measured: {os.environ.get('SP_INVOICES_CODE_ROOT') or ROOT}"
     )
-    server = _Server(("127.0.0.1", 0), _Lwa)
+    server = _Server(("localhost", 0), _Lwa)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = f"http://localhost:{server.server_address[1]}"
     kinds = args.kinds.split(",")
     scenarios = args.only or ["hang", "flaky", "invalid_grant", "ok", "refused"]
     rows: list[tuple[str, str, str, str, str]] = []
@@ -429,7 +429,7 @@ def main() -> None:
                     )
                 )
             elif scenario == "refused":
-                url = f"http://127.0.0.1:{free_port()}/token"
+                url = f"http://localhost:{free_port()}/token"
                 r = run_child(child_kind(kind), "refused", url, args.cap, "", env_of(kind))
                 returned = (
                     f"returned after {r['seconds']:.1f} s"

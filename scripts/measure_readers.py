@@ -534,9 +534,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 def serve(path: Path) -> tuple[_Server, str]:
     handler = type("Handler", (_Handler,), {"path_to_serve": path})
-    server = _Server(("127.0.0.1", 0), handler)
+    server = _Server(("localhost", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/document.zip"
+    return server, f"http://localhost:{server.server_address[1]}/document.zip"
 
 
 def emulator(invoices: int, seed: int) -> Any:

@@ -19,8 +19,10 @@ from functools import lru_cache
 from .brazil import make_cnpj
 from .models import BRAZIL_TZ, Address, Invoice, Item, NFe, Party, Protocol
 
-NAMESPACE = "http://www.portalfiscal.inf.br/nfe"
-DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+# Namespace and algorithm names are URIs that name, not URLs to fetch: http:// is their spelling.
+NAMESPACE = "http://www.portalfiscal.inf.br/nfe"  # ignore-https-check
+DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"  # ignore-https-check
+C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"  # ignore-https-check
 VERSION = "4.00"
 UTF8, ISO_8859_1, UTF8_BOM = "utf-8", "iso-8859-1", "utf-8-sig"
 ENCODINGS = (UTF8, ISO_8859_1, UTF8_BOM)
@@ -347,12 +349,12 @@ def _signature(key: str, digest: str, cnpj: str) -> str:
     """Return the enveloped XML-DSig Signature of infNFe (DigestValue = protNFe digVal)."""
     return (
         f'<Signature xmlns="{DSIG_NAMESPACE}"><SignedInfo>'
-        '<CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>'
-        '<SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/>'
+        f'<CanonicalizationMethod Algorithm="{C14N}"/>'
+        f'<SignatureMethod Algorithm="{DSIG_NAMESPACE}rsa-sha1"/>'
         f'<Reference URI="#NFe{key}"><Transforms>'
-        '<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
-        '<Transform Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/></Transforms>'
-        '<DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>'
+        f'<Transform Algorithm="{DSIG_NAMESPACE}enveloped-signature"/>'
+        f'<Transform Algorithm="{C14N}"/></Transforms>'
+        f'<DigestMethod Algorithm="{DSIG_NAMESPACE}sha1"/>'
         f"<DigestValue>{digest}</DigestValue></Reference></SignedInfo>"
         f"<SignatureValue>{_digest_text(f'signature/{key}', 256)}</SignatureValue>"
         f"<KeyInfo><X509Data><X509Certificate>{_certificate(cnpj)}</X509Certificate>"

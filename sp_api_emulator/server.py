@@ -168,6 +168,11 @@ def _compile_routes() -> list[Route]:
 ROUTES = _compile_routes()
 
 
+# Plain HTTP on purpose: the emulator listens on loopback addresses only (require_loopback),
+# the one kind of host the connector accepts http for, so no test has to trust a certificate.
+SCHEME = "http"
+
+
 def require_loopback(host: str) -> None:
     """Refuse to listen anywhere but loopback: the emulator has no real security."""
     if host == "localhost":
@@ -311,7 +316,7 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        """Return the base URL, e.g. http://127.0.0.1:54321 (SP-API endpoint override)."""
+        """Return the base URL: scheme, loopback host and port (SP-API endpoint override)."""
         if self._httpd is None:
             raise RuntimeError("the emulator is not started")
         return self._base_url()
@@ -319,7 +324,7 @@ class EmulatorServer:
     def _base_url(self) -> str:
         """Return the base URL whether or not the server is started (for links it hands out)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{SCHEME}://{host}:{self.port}"
 
     @property
     def lwa_url(self) -> str:

@@ -30,8 +30,9 @@ from unit_tests.conftest import API_URL, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "sp-invoices.md"
-ICON = ROOT / "docs" / "icon.svg"
+ICON = ROOT / "icon.svg"  # where Airbyte looks for it: the connector's root
 PACKAGE = ROOT / "source_sp_invoices"
+CONNECTOR = "Amazon SP-API Invoices (Brazil NF-e)"  # metadata.yaml's name, in Airbyte's headings
 
 HOLE = "\x00"  # where an f-string or a concatenation inserts a value
 PLACEHOLDER = re.compile(r"<[^<>]+>")  # how the docs mark the parts of a message that change
@@ -86,7 +87,7 @@ def code_spans(text: str) -> list[str]:
 def quoted_messages() -> list[str]:
     """The message column of every Troubleshooting table: what users will search for."""
     quotes = []
-    for row in table_rows(section("Troubleshooting")):
+    for row in table_rows(section("Troubleshooting", level=3)):
         spans = code_spans(row[0])
         assert len(spans) == 1, f"a Troubleshooting row must quote one message: {row[0]}"
         quotes.append(spans[0])
@@ -274,14 +275,14 @@ def test_every_spec_field_is_in_the_setup_guide_with_its_key_and_title():
 
 def test_every_required_field_is_listed_as_required():
     required = load_spec()["connectionSpecification"]["required"]
-    step = section("Step 2: Set up the source connector in Airbyte", level=3)
+    step = section(f"Step 2: Set up the {CONNECTOR} connector in Airbyte", level=3)
     listed = step.split("Fill in the required fields:")[1].split("Check the optional fields")[0]
     assert set(re.findall(r"\*\* \(`(\w+)`\)", listed)) == set(required)
 
 
 def test_every_stream_is_in_the_streams_table_with_its_key_cursor_and_modes():
     streams = SourceSpInvoices().streams(make_config())
-    rows = {code_spans(row[0])[0]: row for row in table_rows(section("Supported streams")) if row}
+    rows = {code_spans(row[0])[0]: row for row in table_rows(section("Supported Streams")) if row}
     assert set(rows) == {stream.name for stream in streams}
     for stream in streams:
         _, _, modes, key, cursor = rows[stream.name]
@@ -309,6 +310,46 @@ def test_the_latest_changelog_entry_is_the_packages_version():
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", latest[1]), latest[1]
     dates = [row[1] for row in rows]
     assert dates == sorted(dates, reverse=True), "the newest entry comes first"
+
+
+# The headings Airbyte's documentation template puts in this order (make qa runs Airbyte's own
+# check of them; this keeps make test from drifting between two runs of it).
+TEMPLATE_ORDER = [
+    f"# {CONNECTOR}",
+    "## Prerequisites",
+    "## Setup guide",
+    f"### Step 1: Set up {CONNECTOR}",
+    f"### Step 2: Set up the {CONNECTOR} connector in Airbyte",
+    "#### For Airbyte Cloud:",
+    "#### For Airbyte Open Source:",
+    "## Supported sync modes",
+    "## Supported Streams",
+    "## IP allow list",
+    "## Performance considerations",
+    "## Data type map",
+    "## Limitations & Troubleshooting",
+    "### Tutorials",
+    "## Changelog",
+]
+
+
+def headings() -> list[str]:
+    """The Markdown headings of the docs, those inside fenced code blocks left out."""
+    found, fenced = [], False
+    for line in DOC.read_text("utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            found.append(line)
+    return found
+
+
+def test_the_headings_follow_airbytes_template_and_the_metadata_name():
+    headings_ = headings()
+    assert [h for h in headings_ if h in TEMPLATE_ORDER] == TEMPLATE_ORDER
+    metadata = (ROOT / "metadata.yaml").read_text("utf-8")
+    assert f"  name: {CONNECTOR}\n" in metadata  # the checks name the headings after it
+    assert headings_[-2] == "### Tutorials"  # nothing may stand between it and the changelog
 
 
 def test_the_icon_is_a_small_svg():
@@ -340,7 +381,7 @@ def test_the_cdks_messages_in_troubleshooting_are_what_it_says(quote, cdk_messag
 
 
 def test_every_message_of_the_connector_is_in_troubleshooting():
-    troubleshooting = section("Troubleshooting")
+    troubleshooting = section("Troubleshooting", level=3)
     messages = connector_messages()
     assert len(messages) > 40, "the message collector found too little: is it broken?"
     missing = [

@@ -20,7 +20,7 @@ from source_sp_invoices.nfe.convert import (
     where,
 )
 
-NAMESPACE = "http://www.portalfiscal.inf.br/nfe"
+NAMESPACE = "http://www.portalfiscal.inf.br/nfe"  # ignore-https-check: a name, never fetched
 NS_PREFIX = "{" + NAMESPACE + "}"  # a qualified tag is NS_PREFIX + its local name
 
 # A spec maps a child's tag to (kind, column, payload):
