@@ -645,6 +645,15 @@ INF_NFE: Spec = spec(
         "pag": _PAG,
         "infIntermed": spec({"CNPJ": "intermediaryCnpj", "idCadIntTran": "intermediarySellerId"}),
         "infAdic": spec({"infAdFisco": "taxAuthorityInfo", "infCpl": "additionalInfo"}),
+        # The company whose software issued the NF-e (required by most states since 2020).
+        "infRespTec": spec(
+            {
+                "CNPJ": "technicalResponsibleCnpj",
+                "xContato": "technicalResponsibleContact",
+                "email": "technicalResponsibleEmail",
+                "fone": "technicalResponsiblePhone",
+            }
+        ),
     }
 )
 DET_TAGS: frozenset[str] = frozenset({NS_PREFIX + "det", "det"})
@@ -694,6 +703,7 @@ HEADER_COLUMNS: tuple[str, ...] = (
     *columns(_PAG),
     *columns(INF_NFE["infIntermed"][2]),
     *columns(INF_NFE["infAdic"][2]),
+    *columns(INF_NFE["infRespTec"][2]),
     *columns(PROTOCOL),
     *columns(EVENT),
     *columns(EVENT_REGISTRATION),
