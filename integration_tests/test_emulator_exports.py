@@ -7,6 +7,7 @@ anyone sleeping; the whole file takes a few seconds.
 from __future__ import annotations
 
 import io
+import signal
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -24,10 +25,11 @@ from sp_api_emulator import (
     Dataset,
     EmulatorServer,
     ManualClock,
+    Readings,
     encoding_for,
     render_nfe,
 )
-from sp_api_emulator.__main__ import parse_args
+from sp_api_emulator.__main__ import main, parse_args
 
 PREFIX = "/tax/invoices/2024-06-19"
 NS = {"nfe": "http://www.portalfiscal.inf.br/nfe"}
@@ -484,6 +486,51 @@ def test_encoding_mix_gives_latin1_and_bom_files_with_the_same_text(dataset: Dat
         assert body == plain.decode("utf-8").split("?>", 1)[1]
         assert ET.tostring(ET.fromstring(content)) == ET.tostring(ET.fromstring(plain))
     assert seen == {"utf8", "latin1", "bom"}
+
+
+def test_given_xml_files_are_served_byte_for_byte_as_the_first_invoices(dataset: Dataset) -> None:
+    given = [b"\xef\xbb\xbf<a>\xc3\xa7</a>", b'<?xml version="1.0"?>\r\n<b/>', b"not xml"]
+    first_day = [invoice["id"] for invoice in dataset.export_invoices("2024-07-01", "2024-07-01")]
+    with Emulator(dataset, readings=Readings(document_body="zip")) as emulator:
+        ids = emulator.server.serve_xml(iter(given))
+        assert ids == first_day[:3]
+        assert emulator.server.info()["xmlFiles"] == 3
+        export_id = emulator.create_id("2024-07-01", "2024-07-01")
+        emulator.finish()
+        files = dict(emulator.files(export_id))
+    assert [files[f"{invoice_id}.xml"] for invoice_id in ids] == given
+    others = [invoice_id for invoice_id in first_day if invoice_id not in ids]
+    assert others and all(files[f"{i}.xml"] == dataset.nfe_xml(i) for i in others)
+    with Emulator(dataset, readings=Readings(document_body="xml"), xml_files={ids[2]: b"x"}) as xml:
+        export_id = xml.create_id("2024-07-01", "2024-07-01")
+        xml.finish()
+        assert requests.get(xml.url(ids[2]), timeout=10).content == b"x"
+        assert requests.get(xml.url(ids[1]), timeout=10).content == dataset.nfe_xml(ids[1])
+    server = EmulatorServer(dataset)
+    with pytest.raises(ValueError, match=f"{len(dataset) + 1} files but only {len(dataset)}"):
+        server.serve_xml([b"<a/>"] * (len(dataset) + 1))
+    assert server.xml_files == {}
+
+
+def test_cli_xml_dir_takes_every_xml_file_in_path_order(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "events").mkdir()
+    for name in ("b.xml", "a.XML", "events/E1.xml", "notes.txt"):
+        (tmp_path / name).write_text("<x/>")
+    args = parse_args(["--xml-dir", str(tmp_path)])
+    assert [p.relative_to(tmp_path).as_posix() for p in args.xml_dir] == [
+        "a.XML",
+        "b.xml",
+        "events/E1.xml",
+    ]
+    assert parse_args([]).xml_dir is None
+    for bad in (tmp_path / "missing", tmp_path / "events" / "E1.xml", tmp_path / "events" / "x"):
+        if bad.name == "x":
+            bad.mkdir()
+        with pytest.raises(SystemExit):
+            parse_args(["--xml-dir", str(bad)])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    assert main(["--days", "1", "--invoices-per-day", "2", "--xml-dir", str(tmp_path)]) == 2
+    assert "--xml-dir: 3 files but only 2 invoices" in capsys.readouterr().err
 
 
 # --- pre-signed URLs and downloads ----------------------------------------------------------

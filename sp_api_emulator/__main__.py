@@ -101,6 +101,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _xml_dir(text: str) -> list[Path]:
+    """Parse --xml-dir: the *.xml files under a directory, sorted by their relative path."""
+    directory = Path(text)
+    if not directory.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    files = sorted(
+        (path for path in directory.rglob("*") if path.suffix.lower() == ".xml"),
+        key=lambda path: path.relative_to(directory).as_posix(),
+    )
+    if not files:
+        raise argparse.ArgumentTypeError(f"no .xml file under {text!r}")
+    return files
+
+
 def _reading(text: str) -> str:
     """Check one --reading NAME=VALUE on its own, so a bad one fails with a clear message."""
     try:
@@ -170,6 +184,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="render some NF-e files in ISO-8859-1 or with a UTF-8 BOM (default: all UTF-8)",
     )
     parser.add_argument(
+        "--xml-dir",
+        type=_xml_dir,
+        metavar="DIR",
+        help="serve the *.xml files under DIR (subfolders too, sorted by path), byte for byte, "
+        "as the export files of the first invoices in (date, id) order (see README.md)",
+    )
+    parser.add_argument(
         "--epoch",
         type=_instant,
         help="emulator wall clock at start, ISO 8601 (default: now)",
@@ -230,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoding_mix=args.encoding_mix,
         readings=args.readings,
     )
+    if args.xml_dir:
+        try:
+            server.serve_xml(path.read_bytes() for path in args.xml_dir)
+        except ValueError as error:
+            print(f"--xml-dir: {error}; add --days or --invoices-per-day", file=sys.stderr)
+            return 2
     defaults = Readings().to_json()
     with server:
         print(
@@ -237,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({len(dataset)} invoices, time scale {args.time_scale:g})",
             flush=True,
         )
+        if server.xml_files:
+            print(f"serving {len(server.xml_files)} given XML files (--xml-dir)", flush=True)
         chosen = {k: v for k, v in args.readings.to_json().items() if v != defaults[k]}
         if chosen:
             shown = (

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -209,6 +209,7 @@ class EmulatorServer:
         export_queue_seconds: float = DEFAULT_QUEUE_SECONDS,
         reuse_identical_documents: bool = False,
         encoding_mix: bool = False,
+        xml_files: Mapping[str, bytes] | None = None,
         max_export_days: int | None = None,
         readings: Readings | None = None,
         arrival_grace: float = DEFAULT_ARRIVAL_GRACE,
@@ -236,6 +237,9 @@ class EmulatorServer:
             answered 400 InvalidInput (the model states no limit: default none).
         encoding_mix: render some NF-e files in ISO-8859-1 or with a UTF-8 BOM (fixed per
             invoice by `nfe_xml.encoding_for`); otherwise every file is plain UTF-8.
+        xml_files: invoice id -> the bytes the export documents hold for that invoice, as they
+            are, instead of its generated NF-e (real files from elsewhere; `serve_xml` picks
+            the invoices). Kept as `self.xml_files`, read whenever a document is built.
         readings: which reading of the model to serve where it contradicts itself (default
             `Readings()`, the behaviour before readings existed). Kept as `self.readings` and
             read on every request, so a test may replace it while the server runs.
@@ -257,6 +261,7 @@ class EmulatorServer:
         self.wall = WallClock(self.clock, start, scaled=scaled_wall_clock)
         self._now = now or self.wall.now
         self.encoding_mix = encoding_mix
+        self.xml_files: dict[str, bytes] = dict(xml_files or {})
         self.max_export_days = max_export_days
         self.readings = readings if readings is not None else Readings()
         self.exports = ExportRegistry(
@@ -395,6 +400,23 @@ class EmulatorServer:
         self.readings = self.readings.with_changes(changes)
         return self.readings
 
+    def serve_xml(self, files: Iterable[bytes]) -> list[str]:
+        """Serve these files, one each, as the XML of the data set's first invoices in (date,
+        id) order, byte for byte; return those invoice ids (the ZIP entries' names, less .xml).
+
+        The invoices keep their getInvoices records; only the files of the export documents
+        change (`xml_files`). ValueError when the data set holds fewer invoices than files.
+        """
+        contents = list(files)
+        invoices = self.dataset.records()
+        if len(contents) > len(invoices):
+            raise ValueError(
+                f"{len(contents)} files but only {len(invoices)} invoices to serve them as"
+            )
+        ids = [invoice.id for invoice in invoices[: len(contents)]]
+        self.xml_files.update(zip(ids, contents, strict=True))
+        return ids
+
     def export_requests(self) -> list[Export]:
         """Return every export created so far, oldest first (`query`: the body as sent)."""
         return self.exports.all()
@@ -531,6 +553,7 @@ class EmulatorServer:
             "exportProcessingSeconds": list(self.exports.timing.processing_seconds),
             "documentUrlTtl": self.signer.ttl,
             "encodingMix": self.encoding_mix,
+            "xmlFiles": len(self.xml_files),
             "maxExportDays": self.max_export_days,
             "exports": len(self.exports.all()),
             "readings": self.readings.to_json(),
@@ -676,9 +699,12 @@ class EmulatorServer:
         return body
 
     def _zip_entry(self, invoice_id: str) -> Entry:
-        """Render one ZIP entry: the invoice's NF-e file, stamped with its Brasília issue time."""
-        encoding = nfe_xml.encoding_for(invoice_id) if self.encoding_mix else nfe_xml.UTF8
-        data = self.dataset.nfe_xml(invoice_id, encoding)
+        """Render one ZIP entry: the invoice's NF-e file (or the file given for it in
+        `xml_files`), stamped with its Brasília issue time."""
+        data = self.xml_files.get(invoice_id)
+        if data is None:
+            encoding = nfe_xml.encoding_for(invoice_id) if self.encoding_mix else nfe_xml.UTF8
+            data = self.dataset.nfe_xml(invoice_id, encoding)
         issued = self.dataset.record(invoice_id).nfe.issued_at.astimezone(BRAZIL_TZ)
         return data, issued
 

@@ -1,4 +1,5 @@
-"""NF-e parsing: real nfelib samples read field by field, schemas, exact decimals, hostile XML.
+"""NF-e parsing: real nfelib samples read field by field, schemas, exact decimals, hostile XML,
+NF-e events.
 
 Expected values never come from the parser's own tables: each column's NF-e path is taken from
 its schema description ("NF-e: ide/nNF") and looked up in nfelib's bindings (real samples) or
@@ -50,7 +51,9 @@ ITEM_PROPERTIES: dict[str, Any] = {
 }
 ARRAY_COLUMNS = ("payments", "volumes", "installments")
 # Columns whose documented path is not a plain lookup (checked by dedicated code below).
-SPECIAL = frozenset({"accessKey", "icmsGroup", "referencedAccessKeys", *ARRAY_COLUMNS})
+SPECIAL = frozenset(
+    {"documentType", "accessKey", "icmsGroup", "referencedAccessKeys", *ARRAY_COLUMNS}
+)
 # The one nfelib sample whose totals are not the sum of its items: its single det is an
 # excerpt, the totals (vProd 158106.35 against an item of 14.88) belong to a larger invoice.
 TOTALS_NOT_FROM_ITEMS = frozenset({"nfe_reforma_tributaria.xml"})
@@ -66,6 +69,14 @@ def documented_path(prop: dict[str, Any]) -> str:
     matches = re.findall(r"NF-e: (\S+)", prop["description"])
     assert len(matches) == 1, f"not one NF-e path in {prop['description']!r}"
     return matches[0].rstrip(".")
+
+
+# The columns of an NF-e event: their paths start at procEventoNFe (evento/..., retEvento/...).
+EVENT_COLUMNS = tuple(
+    column
+    for column, prop in HEADER_PROPERTIES.items()
+    if documented_path(prop).split("/")[0] in ("evento", "retEvento")
+)
 
 
 def kind_of(prop: dict[str, Any]) -> str:
@@ -267,9 +278,11 @@ def test_samples_match_nfelib_field_by_field(path: Path):
     parsed = PARSER.parse(path.read_bytes())
     header = parsed.header
     assert tuple(header) == HEADER_COLUMNS
+    assert header["documentType"] == "nfe"
+    assert [c for c in EVENT_COLUMNS if header[c] is not None] == []
 
     for column, prop in HEADER_PROPERTIES.items():
-        if column in SPECIAL:
+        if column in SPECIAL or column in EVENT_COLUMNS:
             continue
         base, steps = header_base(documented_path(prop), proc, nfe)
         text = binding_text(base, steps) if base is not None else None
@@ -418,7 +431,7 @@ def synthetic_document() -> tuple[bytes, dict[str, Any], list[dict[str, Any]]]:
     header: dict[str, Any] = {"accessKey": KEY}
     for column, prop in HEADER_PROPERTIES.items():
         path = documented_path(prop)
-        if column in SPECIAL:
+        if column in SPECIAL or column in EVENT_COLUMNS:
             continue
         text = sample_text(prop, next(counter))
         base = {"protNFe": proc, "infNFe": nfe}.get(path.split("/")[0], info)
@@ -464,7 +477,9 @@ def test_every_documented_column_is_read_from_its_path():
     parsed = PARSER.parse(data)
     validate(parsed)
     header = parsed.header
-    assert None not in header.values(), [c for c, v in header.items() if v is None]
+    assert header["documentType"] == "nfe"
+    unset = [c for c, v in header.items() if v is None]
+    assert unset == list(EVENT_COLUMNS), unset  # an NF-e fills every column but an event's
     for column, text in header_texts.items():
         prop = HEADER_PROPERTIES[column]
         if column in ARRAY_COLUMNS:
@@ -627,6 +642,7 @@ def test_missing_optional_groups_give_nulls():
     validate(parsed)
     assert parsed.header["number"] == "7" and parsed.header["accessKey"] == KEY
     assert [c for c, v in parsed.header.items() if v is not None] == [
+        "documentType",
         "accessKey",
         "layoutVersion",
         "number",
@@ -741,6 +757,116 @@ def test_an_item_needs_a_number():
         PARSER.parse(f'<NFe xmlns="{NS}"><infNFe><det><prod/></det></infNFe></NFe>')
     with pytest.raises(NfeError, match="nItem 'x1' is not an item number"):
         PARSER.parse(f'<NFe xmlns="{NS}"><infNFe><det nItem="x1"/></infNFe></NFe>')
+
+
+# --- NF-e events ---------------------------------------------------------------------------------
+
+
+def synthetic_event() -> tuple[ET.Element, dict[str, str]]:
+    """A procEventoNFe holding every documented event column once, and the expected texts."""
+    proc = ET.Element(f"{{{NS}}}procEventoNFe", versao="1.00")
+    texts = {}
+    for n, column in enumerate(EVENT_COLUMNS, 1):
+        prop = HEADER_PROPERTIES[column]
+        texts[column] = sample_text(prop, n)
+        place(proc, documented_path(prop), texts[column])
+    return proc, texts
+
+
+def assert_event(parsed: ParsedNfe, texts: dict[str, str]) -> None:
+    """An event's record: its event columns are the texts (null where none), nothing else set."""
+    validate(parsed)
+    assert parsed.items == []
+    header = parsed.header
+    assert header["documentType"] == "event"
+    for column in EVENT_COLUMNS:
+        prop = HEADER_PROPERTIES[column]
+        assert_value(column, header[column], texts.get(column), kind_of(prop))
+    others = [c for c, v in header.items() if v is not None and c not in EVENT_COLUMNS]
+    assert others == ["documentType"]
+
+
+def test_every_documented_event_column_is_read_from_its_path():
+    proc, texts = synthetic_event()
+    assert {documented_path(HEADER_PROPERTIES[c]).split("/")[0] for c in texts} == {
+        "evento",
+        "retEvento",
+    }
+    parsed = PARSER.parse(ET.tostring(proc, encoding="utf-8"))
+    assert None not in (parsed.header[c] for c in EVENT_COLUMNS)
+    assert_event(parsed, texts)
+    assert type(parsed.header["eventSequence"]) is int
+
+
+def test_an_event_without_its_registration_reads_as_the_event_alone():
+    proc, texts = synthetic_event()
+    event = proc.find(f"{{{NS}}}evento")
+    assert event is not None
+    unregistered = {c: t for c, t in texts.items() if documented_path(HEADER_PROPERTIES[c])
+                    .startswith("evento/")}  # fmt: skip
+    assert 0 < len(unregistered) < len(texts)
+    assert_event(PARSER.parse(ET.tostring(event)), unregistered)  # a bare evento
+    request = ET.Element(f"{{{NS}}}envEvento", versao="1.00")
+    ET.SubElement(request, f"{{{NS}}}idLote").text = "1"
+    request.append(event)  # a request to register one event
+    assert_event(PARSER.parse(ET.tostring(request)), unregistered)
+
+
+def test_an_event_request_of_several_events_is_not_one_record():
+    proc, _ = synthetic_event()
+    event = ET.tostring(proc.find(f"{{{NS}}}evento")).decode()
+    request = f'<envEvento xmlns="{NS}"><idLote>1</idLote>{event}{event}</envEvento>'
+    with pytest.raises(NfeError, match="^envEvento holds 2 evento elements: a record describes"):
+        PARSER.parse(request)
+    with pytest.raises(NfeError, match="envEvento holds 0 evento elements"):
+        PARSER.parse(f'<envEvento xmlns="{NS}"><idLote>1</idLote></envEvento>')
+
+
+@pytest.mark.parametrize(
+    ("xml", "message"),
+    [
+        (f'<procEventoNFe xmlns="{NS}"><retEvento/></procEventoNFe>', "procEventoNFe holds no"),
+        (f'<evento xmlns="{NS}"><Signature/></evento>', "evento holds no infEvento element"),
+        (f'<retEvento xmlns="{NS}"/>', "not an NF-e: the root element is <retEvento>"),
+        ('<procEventoNFe xmlns="urn:other"/>', "the root element is <procEventoNFe> (namespace"),
+    ],
+)
+def test_what_is_not_an_event_is_refused(xml, message):
+    with pytest.raises(NfeError, match=re.escape(message)):
+        PARSER.parse(xml)
+
+
+def test_event_forms_read_alike():
+    proc, texts = synthetic_event()
+    qualified = ET.tostring(proc, encoding="unicode")
+    bare = qualified.replace(f' xmlns="{NS}"', "").replace(f'xmlns:ns0="{NS}"', "")
+    bare = re.sub(r"<(/?)ns0:", r"<\1", bare)
+    assert "ns0:" not in bare and NS not in bare
+    declared = '<?xml version="1.0" encoding="ISO-8859-1"?>' + qualified
+    for form in (bare, declared, declared.encode("iso-8859-1", "xmlcharrefreplace")):
+        assert PARSER.parse(form) == PARSER.parse(qualified)
+
+
+def test_nfelib_correction_letter_matches_field_by_field():
+    spec = importlib.util.find_spec("nfelib")
+    if spec is None or spec.origin is None:
+        pytest.skip("nfelib is not installed (pip install 'nfelib>=3.2,<4')")
+    from nfelib.nfe_evento_cce.bindings.v1_0.cce_v1_00 import Evento
+
+    samples = sorted((Path(spec.origin).parent / "nfe_evento_cce" / "samples").rglob("*.xml"))
+    assert samples, "nfelib ships a correction letter (a bare evento)"
+    for path in samples:
+        event = Evento.from_path(str(path))
+        parsed = PARSER.parse(path.read_bytes())
+        texts = {}
+        for column in EVENT_COLUMNS:
+            steps = documented_path(HEADER_PROPERTIES[column]).split("/")
+            if steps[0] == "evento":  # a bare evento: no registration
+                texts[column] = binding_text(event, steps[1:])
+        sequence = binding_values(event, ["infEvento", "nSeqEvento"])
+        texts["eventSequence"] = str(sequence[0]) if sequence else None
+        assert texts["eventType"] == "110110" and texts["eventCorrection"]
+        assert_event(parsed, {c: t for c, t in texts.items() if t is not None})
 
 
 # --- what is not an NF-e ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from sp_api_emulator import Dataset, Invoice, render_nfe
 from unit_tests.conftest import API_URL
 
 S3 = "https://invoices-bucket.s3.amazonaws.com"
+NFE = "http://www.portalfiscal.inf.br/nfe"
 
 
 @pytest.fixture(autouse=True)
@@ -77,12 +78,30 @@ def not_an_nfe(name: str) -> str:
     return f'<?xml version="1.0"?><nfeProc>{name} ç</nfeProc>'
 
 
-def zip_of(names: list[str], not_nfe: frozenset[str] = frozenset()) -> bytes:
+def zip_of(
+    names: list[str], not_nfe: frozenset[str] = frozenset(), given: dict[str, str] | None = None
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            archive.writestr(f"{name}.xml", not_an_nfe(name) if name in not_nfe else xml_of(name))
+            text = not_an_nfe(name) if name in not_nfe else xml_of(name)
+            archive.writestr(f"{name}.xml", (given or {}).get(name, text))
     return buffer.getvalue()
+
+
+def cancellation_of(name: str) -> str:
+    """A registered cancellation event (procEventoNFe) of the NF-e of entry `<name>.xml`."""
+    key = nfe_of(name).nfe.access_key
+    return (
+        f'<procEventoNFe xmlns="{NFE}" versao="1.00"><evento versao="1.00">'
+        f'<infEvento Id="ID110111{key}01"><chNFe>{key}</chNFe>'
+        "<dhEvento>2024-01-01T18:00:00-03:00</dhEvento><tpEvento>110111</tpEvento>"
+        '<nSeqEvento>1</nSeqEvento><detEvento versao="1.00"><descEvento>Cancelamento</descEvento>'
+        "<nProt>135240000000001</nProt><xJust>Pedido cancelado pelo cliente</xJust></detEvento>"
+        '</infEvento></evento><retEvento versao="1.00"><infEvento><cStat>135</cStat>'
+        "<xMotivo>Evento registrado e vinculado a NF-e</xMotivo><nProt>135240000000002</nProt>"
+        "</infEvento></retEvento></procEventoNFe>"
+    )
 
 
 def assert_parsed(record: dict[str, Any]) -> None:
@@ -108,6 +127,7 @@ class Amazon:
         self.documents: dict[str, list[str]] = {}
         self.per_export = documents_per_export
         self.not_nfe: frozenset[str] = frozenset()  # invoice ids whose entry is not an NF-e
+        self.given: dict[str, str] = {}  # invoice id -> the text of its entry, when given
         fast = {"x-amzn-RateLimit-Limit": "1000"}  # so that the call-rate budget never waits
         self.create = requests_mock.post(
             f"{API_URL}/exports", status_code=202, json=self._create, headers=fast
@@ -149,7 +169,7 @@ class Amazon:
 
     def _download(self, request, context):
         document_id = urlsplit(request.url).path.strip("/").removesuffix(".zip").upper()
-        return zip_of(self.documents[document_id], self.not_nfe)
+        return zip_of(self.documents[document_id], self.not_nfe, self.given)
 
 
 def config_for(config: dict[str, Any], last_day: str) -> dict[str, Any]:
@@ -441,6 +461,34 @@ def test_an_unreadable_nfe_lands_with_its_raw_xml_and_the_reason(lwa, requests_m
     warnings = [m.log.message for m in output.logs if m.log.level.name == "WARN"]
     assert sum("2024-01-01-0-0.xml of export E1" in w for w in warnings) == 1
     assert not any("2024-01-01-0-1.xml" in w for w in warnings)
+
+
+def test_an_nfe_event_lands_as_an_event_without_items(lwa, requests_mock, config):
+    amazon = Amazon(requests_mock, [])
+    # The first entry of the ZIP cancels the NF-e of the second.
+    amazon.given = {"2024-01-01-0-0": cancellation_of("2024-01-01-0-1")}
+    config = {**config_for(config, "2024-01-02"), "parse_nfe": True}
+    both = (
+        CatalogBuilder()
+        .with_stream("invoice_documents", SyncMode.incremental)
+        .with_stream("invoice_items", SyncMode.incremental)
+        .build()
+    )
+    output = read(SourceSpInvoices(), config, both)
+    assert not output.errors
+    event, invoice = records_of(output, "invoice_documents")
+    assert event["xml"] == amazon.given["2024-01-01-0-0"]
+    assert event.get("nfeParseError") is None
+    assert event["documentType"] == "event" and invoice["documentType"] == "nfe"
+    assert event["eventAccessKey"] == invoice["accessKey"]  # how an event joins its NF-e
+    assert (event["eventType"], event["eventSequence"]) == ("110111", 1)
+    assert event["eventJustification"] == "Pedido cancelado pelo cliente"
+    assert (event["eventStatusCode"], event["eventProtocolNumber"]) == ("135", "135240000000002")
+    assert "accessKey" not in event and "number" not in event  # an event's NF-e columns: null
+    assert_parsed(invoice)
+    items = records_of(output, "invoice_items")
+    assert items and {item["invoiceId"] for item in items} == {"2024-01-01-0-1"}
+    assert not [m for m in output.logs if m.log.level.name == "WARN"]
 
 
 def test_an_unreadable_nfe_stops_the_sync_when_so_configured(lwa, requests_mock, config):

@@ -2,9 +2,11 @@
 
 The header carries the invoice's identification, parties, totals (ICMSTot, the 2026 IBS/CBS
 totals), transport, billing, payments and authorization protocol; its columns are added to the
-`invoice_documents` stream. Items (`det`) feed the `invoice_items` stream. Column names, types
-and NF-e tag paths are documented in `schemas/nfe_header_properties.json` and
-`schemas/invoice_items.json` (paths relative to infNFe; protNFe/... relative to nfeProc).
+`invoice_documents` stream. Items (`det`) feed the `invoice_items` stream. An NF-e event
+(procEventoNFe: a cancellation, a correction letter...) fills the event columns of the same
+header instead, and has no items. Column names, types and NF-e tag paths are documented in
+`schemas/nfe_header_properties.json` and `schemas/invoice_items.json` (paths relative to
+infNFe; protNFe/... relative to nfeProc; evento/... and retEvento/... to procEventoNFe).
 
 Each field's kind follows its NF-e type: decimals of at most 15 significant digits (money
 TDec_1302, quantities TDec_1104v, rates TDec_0302a04...) are NUMBER (exact floats); those that
@@ -643,11 +645,49 @@ INF_NFE: Spec = spec(
         "pag": _PAG,
         "infIntermed": spec({"CNPJ": "intermediaryCnpj", "idCadIntTran": "intermediarySellerId"}),
         "infAdic": spec({"infAdFisco": "taxAuthorityInfo", "infCpl": "additionalInfo"}),
+        # The company whose software issued the NF-e (required by most states since 2020).
+        "infRespTec": spec(
+            {
+                "CNPJ": "technicalResponsibleCnpj",
+                "xContato": "technicalResponsibleContact",
+                "email": "technicalResponsibleEmail",
+                "fone": "technicalResponsiblePhone",
+            }
+        ),
     }
 )
 DET_TAGS: frozenset[str] = frozenset({NS_PREFIX + "det", "det"})
 
+# --- events -------------------------------------------------------------------------------------
+
+NFE_DOCUMENT, EVENT_DOCUMENT = "nfe", "event"  # the documentType column: what the file is
+
+EVENT: Spec = spec(
+    {
+        "tpEvento": "eventType",
+        "chNFe": "eventAccessKey",
+        "dhEvento": "eventAt",
+        "nSeqEvento": ("eventSequence", INTEGER),
+        "detEvento": spec(
+            {
+                "descEvento": "eventDescription",
+                "xJust": "eventJustification",
+                "xCorrecao": "eventCorrection",
+            }
+        ),
+    }
+)
+EVENT_REGISTRATION: Spec = spec(
+    {
+        "cStat": "eventStatusCode",
+        "xMotivo": "eventStatusMessage",
+        "dhRegEvento": "eventRegisteredAt",
+        "nProt": "eventProtocolNumber",
+    }
+)
+
 HEADER_COLUMNS: tuple[str, ...] = (
+    "documentType",
     "accessKey",
     "layoutVersion",
     *columns(_IDE),
@@ -663,7 +703,10 @@ HEADER_COLUMNS: tuple[str, ...] = (
     *columns(_PAG),
     *columns(INF_NFE["infIntermed"][2]),
     *columns(INF_NFE["infAdic"][2]),
+    *columns(INF_NFE["infRespTec"][2]),
     *columns(PROTOCOL),
+    *columns(EVENT),
+    *columns(EVENT_REGISTRATION),
 )
 HEADER_TEMPLATE: dict[str, Any] = dict.fromkeys(HEADER_COLUMNS)
 PAYMENT_COLUMNS: tuple[str, ...] = tuple(_PAYMENT_TEMPLATE)

@@ -1,8 +1,10 @@
 """NfeParser: NF-e 4.00 XML (nfeProc or a bare NFe) → ParsedNfe, a header and its items.
 
 One walk over the tree: infNFe's children are dispatched to the field tables, each `det` to
-the item reader, protNFe/infProt to the protocol's table. Security: the lxml parser never
-expands entities, loads DTDs or touches the network, and a document with a DOCTYPE is refused.
+the item reader, protNFe/infProt to the protocol's table. An NF-e event (procEventoNFe, a bare
+evento, or an envEvento holding one) gives a header of event columns and no items.
+Security: the lxml parser never expands entities, loads DTDs or touches the network, and a
+document with a DOCTYPE is refused.
 The byte-level helpers hand lxml bytes it reads fast and whose error positions stay right.
 """
 
@@ -15,7 +17,17 @@ from typing import Any
 from lxml import etree
 
 from source_sp_invoices.nfe.convert import NfeError
-from source_sp_invoices.nfe.fields import DET_TAGS, HEADER_TEMPLATE, INF_NFE, PROTOCOL, read_item
+from source_sp_invoices.nfe.fields import (
+    DET_TAGS,
+    EVENT,
+    EVENT_DOCUMENT,
+    EVENT_REGISTRATION,
+    HEADER_TEMPLATE,
+    INF_NFE,
+    NFE_DOCUMENT,
+    PROTOCOL,
+    read_item,
+)
 from source_sp_invoices.nfe.spec import NAMESPACE, NS_PREFIX, fill
 
 _DEFAULT_NAMESPACE = f' xmlns="{NAMESPACE}"'.encode()
@@ -30,11 +42,18 @@ _NFE = frozenset({NS_PREFIX + "NFe", "NFe"})
 _INFNFE = frozenset({NS_PREFIX + "infNFe", "infNFe"})
 _PROT_NFE = frozenset({NS_PREFIX + "protNFe", "protNFe"})
 _INF_PROT = frozenset({NS_PREFIX + "infProt", "infProt"})
+_EVENT_PROC = frozenset({NS_PREFIX + "procEventoNFe", "procEventoNFe"})
+_EVENT = frozenset({NS_PREFIX + "evento", "evento"})
+_EVENT_REQUEST = frozenset({NS_PREFIX + "envEvento", "envEvento"})
+_RET_EVENT = frozenset({NS_PREFIX + "retEvento", "retEvento"})
+_INF_EVENT = frozenset({NS_PREFIX + "infEvento", "infEvento"})
+_EVENT_ROOTS = _EVENT_PROC | _EVENT | _EVENT_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedNfe:
-    """One NF-e: the header columns and one record per item (`det`), in document order."""
+    """One NF-e: the header columns and one record per item (`det`), in document order; or
+    one NF-e event: the header's event columns, and no items."""
 
     header: dict[str, Any]
     items: list[dict[str, Any]]
@@ -65,7 +84,7 @@ class _NothingResolver(etree.Resolver):
 
 
 class NfeParser:
-    """Parse NF-e 4.00 files (nfeProc or a bare NFe) into header and item records.
+    """Parse NF-e 4.00 files (nfeProc or a bare NFe) and NF-e events into header and items.
 
     One instance builds its hardened lxml parser once and can be reused for any number of
     files (not from several threads at once).
@@ -85,9 +104,12 @@ class NfeParser:
         self._parser.resolvers.add(_NothingResolver())
 
     def parse(self, xml: str | bytes) -> ParsedNfe:
-        """Return the header and items of one NF-e XML (text or bytes); NfeError if unreadable."""
+        """Return the header and items of one NF-e XML (text or bytes), or the header of one
+        NF-e event; NfeError if unreadable."""
         root = self._root(xml)
         tag = root.tag
+        if tag in _EVENT_ROOTS:
+            return _event(root)
         protocol = None
         if tag in _NFE_PROC:
             nfe = None
@@ -107,6 +129,7 @@ class NfeParser:
             raise NfeError("not an NF-e: NFe holds no infNFe element")
 
         header = dict(HEADER_TEMPLATE)
+        header["documentType"] = NFE_DOCUMENT
         items: list[dict[str, Any]] = []
         spec = INF_NFE
         for child in info:
@@ -152,6 +175,42 @@ class NfeParser:
         if docinfo.internalDTD is not None or docinfo.doctype:
             raise NfeError(_DOCTYPE_REFUSED)
         return root
+
+
+def _event(root: Any) -> ParsedNfe:
+    """procEventoNFe (the event and its registration), a bare evento, or an envEvento holding
+    one evento (a request to register it: no registration yet) → the event columns."""
+    tag = root.tag
+    registration = None
+    if tag in _EVENT_PROC:
+        event = None
+        for child in root:
+            if child.tag in _EVENT:
+                event = child
+            elif child.tag in _RET_EVENT:
+                registration = child
+        if event is None:
+            raise NfeError("not an NF-e event: procEventoNFe holds no evento element")
+    elif tag in _EVENT_REQUEST:
+        events = [child for child in root if child.tag in _EVENT]
+        if len(events) != 1:
+            raise NfeError(
+                f"envEvento holds {len(events)} evento elements: a record describes one event"
+            )
+        event = events[0]
+    else:
+        event = root
+    info = _first(event, _INF_EVENT)
+    if info is None:
+        raise NfeError("not an NF-e event: evento holds no infEvento element")
+    header = dict(HEADER_TEMPLATE)
+    header["documentType"] = EVENT_DOCUMENT
+    fill(info, EVENT, header)
+    if registration is not None:
+        registered = _first(registration, _INF_EVENT)
+        if registered is not None:
+            fill(registered, EVENT_REGISTRATION, header)
+    return ParsedNfe(header=header, items=[])
 
 
 def _text_to_bytes(xml: str) -> bytes:
