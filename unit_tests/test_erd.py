@@ -217,7 +217,7 @@ def test_each_kind_of_drift_is_caught(streams, old, new, problem):
 def test_a_column_added_to_a_schema_makes_the_file_out_of_date(monkeypatch, streams):
     documents = streams["invoice_documents"]
     schema = {**documents.json_schema}
-    schema["properties"] = {**schema["properties"], "eventType": {"type": ["null", "string"]}}
+    schema["properties"] = {**schema["properties"], "addedColumn": {"type": ["null", "string"]}}
     changed = dataclasses.replace(documents, json_schema=schema)
     current = ERD.read_text("utf-8")
     assert problems({**streams, "invoice_documents": changed}, current)
@@ -225,7 +225,7 @@ def test_a_column_added_to_a_schema_makes_the_file_out_of_date(monkeypatch, stre
         erd, "catalog", lambda: [changed if s is documents else s for s in streams.values()]
     )
     assert current != erd.generate(current)
-    assert '    "eventType" string\n' in erd.generate(current)
+    assert '    "addedColumn" string\n' in erd.generate(current)
 
 
 def test_the_reader_refuses_what_it_does_not_know():
