@@ -130,7 +130,10 @@ def unknown_keys(stream: str, keys: str, written: str) -> str:
     )
 
 
-DOCUMENT_KEYS = "dateEnd, resume_from, exports, windowDays, longestRangeDays"
+DOCUMENT_KEYS = (
+    "dateEnd, resume_from, exports, longestRangeDays, invoicesPerDocument, fullestDocument, "
+    "windowDays"
+)
 BAD_STATES = [
     (
         "invoices",
