@@ -60,9 +60,9 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_sp_invoices.count_listing import CountListing
 from source_sp_invoices.export_pipeline.document_pass import DocumentPass
 from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
-from source_sp_invoices.count_listing import CountListing
 from source_sp_invoices.interleave import interleave
 from source_sp_invoices.streams.invoices import Invoices
 

@@ -63,26 +63,37 @@ def documents_for(invoices: int, per_document: int, margin: int = 0) -> int:
 
 
 def fitted_plan(
-    counts: list[int], per_document: int, margin: int, max_documents: int, max_days: int | None
-) -> tuple[int, int]:
+    counts: list[int],
+    per_document: int,
+    margin: int,
+    max_documents: int,
+    max_days: int | None,
+    open_end: bool = False,
+) -> tuple[int, float]:
     """The plan that exports the counted days in the fewest documents (then the fewest
     windows), each window of at most `max_days` days and `max_documents` documents (a single
-    day may hold more): the days of its first window, and its documents in all."""
+    day may hold more): the days of its first window, and its documents in all.
+
+    `open_end`: the counts stop before the days to export do, so the last window of the plan
+    is not the last one: it costs its invoices' share of documents, not whole documents, and
+    the plan wastes nothing on it (what it leaves is planned again with the days after it)."""
     days = len(counts)
     prefix = [0]
     for count in counts:
         prefix.append(prefix[-1] + count)
-    best: list[tuple[int, int]] = [(0, 0)] + [(math.inf, math.inf)] * days  # type: ignore[list-item]
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * days
     cut = [0] * (days + 1)
     for end in range(1, days + 1):
         for begin in range(end - 1, -1, -1):
             length = end - begin
             if max_days is not None and length > max_days:
                 break
-            documents = documents_for(prefix[end] - prefix[begin], per_document, margin)
+            invoices = prefix[end] - prefix[begin]
+            documents = documents_for(invoices, per_document, margin)
             if documents > max_documents and length > 1:
                 break
-            candidate = (best[begin][0] + documents, best[begin][1] + 1)
+            cost = invoices / per_document if open_end and end == days else documents
+            candidate = (best[begin][0] + cost, best[begin][1] + 1)
             if candidate < best[end]:
                 best[end], cut[end] = candidate, begin
     end = days
@@ -215,22 +226,26 @@ class WindowPlanner:
                 return None
             target = per_document * settings.MAX_DOCUMENTS_PER_EXPORT
             return self._take(first, min(span, self._estimated_days(target)), counts, False)
-        # Enough counts to plan several windows ahead: the first is all that is taken.
-        horizon = _days_within(counts, per_document * settings.PLAN_HORIZON_DOCUMENTS)
-        complete = len(counts) == span or horizon < len(counts)
-        counts = counts[: max(1, horizon)]
-        days = self._fitted_days(first, counts, per_document)
-        if days == len(counts) and not complete and not (urgent or listing_over):
+        # The plan of the days counted, up to several windows ahead: its first window is all
+        # that is taken; the rest is planned again as more days are counted.
+        horizon = max(1, _days_within(counts, per_document * settings.PLAN_HORIZON_DOCUMENTS))
+        to_the_end = len(counts) == span and horizon == len(counts)
+        counts = counts[:horizon]
+        days = self._fitted_days(first, counts, per_document, open_end=not to_the_end)
+        enough = to_the_end or days < len(counts)
+        if not enough and not (urgent or listing_over):
             return None  # the plan runs to the end of the counts: wait for more of them
         return self._take(first, days, counts, probe=False)
 
-    def _fitted_days(self, first: date, counts: list[int], per_document: int) -> int:
+    def _fitted_days(
+        self, first: date, counts: list[int], per_document: int, open_end: bool
+    ) -> int:
         """The first window of fitted_plan, computed once for the same days, counts and limits."""
         margin = self.margin()
-        key = (first, tuple(counts), per_document, margin, self.max_days)
+        key = (first, tuple(counts), per_document, margin, self.max_days, open_end)
         if self._fitted is None or self._fitted[0] != key:
             limit = settings.MAX_DOCUMENTS_PER_EXPORT
-            plan = fitted_plan(counts, per_document, margin, limit, self.max_days)
+            plan = fitted_plan(counts, per_document, margin, limit, self.max_days, open_end)
             self._fitted = (key, plan[0])
         return self._fitted[1]
 
@@ -265,7 +280,7 @@ class WindowPlanner:
             return Forecast(invoices, None, None, self.size.at_least)
         limit = settings.MAX_DOCUMENTS_PER_EXPORT
         _, planned = fitted_plan(counts, exact, self.margin(), limit, self.max_days)
-        return Forecast(invoices, planned, documents_for(invoices, exact), exact)
+        return Forecast(invoices, int(planned), documents_for(invoices, exact), exact)
 
 
 @dataclass(frozen=True)
