@@ -106,7 +106,7 @@ class Config:
     end: datetime | None  # None: up to the moment each sync starts
     invoices_window: timedelta = timedelta(days=settings.DEFAULT_INVOICES_WINDOW_DAYS)
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
-    documents_window_days: int | None = None  # no ceiling: windows grow while one document
+    documents_window_days: int | None = None  # no ceiling but the plan (planner.py)
     parse_nfe: bool = True
     fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
     stop_sync_on_rate_limit: bool = False  # 429s past the retries: config_error, not transient

@@ -7,11 +7,20 @@ page every ten seconds), so when both are selected each group is read in its own
 their messages are merged as they come (interleave.py): a sync takes as long as the slower
 group, not as long as both.
 
-What the two threads share, and why that is safe:
+Export windows are planned from the invoices getInvoices lists for each day
+(export_pipeline/planner.py). When `invoices` is selected, its own pages are counted as the CDK's
+loop reads them; the days it does not list are listed, for counting only, by a third thread
+(count_listing.py), which emits nothing.
+
+What the threads share, and why that is safe:
 - Only one thread runs the CDK's loop, with the source's stream map and the CDK's module-level
   message repository. The document thread uses neither: it has stream instances of its own (own
-  HTTP clients, LWA authenticator, rate limits and call budget, over operations the other group
-  never calls) and emits its streams' status messages itself, as the CDK's loop would.
+  HTTP clients and LWA authenticator) and emits its streams' status messages itself, as the
+  CDK's loop would.
+- The call budget and the rates learnt from Amazon are the source's, one for every thread:
+  Amazon's usage plans apply per seller and application, and getInvoices is called from two
+  threads (the `invoices` stream, the counting listing). The budget's buckets take a lock.
+- The counts of each day (InvoiceCounts) take a lock; the listings write, the pass reads.
 - Loggers: the document thread logs through the source's logger and its streams' loggers, the
   CDK thread through its streams' loggers; Python's loggers lock their handlers, and log lines
   and messages reach stdout through the CDK's PRINT_BUFFER, whose lock keeps every line whole
@@ -51,8 +60,11 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_sp_invoices.count_listing import CountListing
 from source_sp_invoices.export_pipeline.document_pass import DocumentPass
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.interleave import interleave
+from source_sp_invoices.streams.invoices import Invoices
 
 DOCUMENT_STREAMS = ("invoice_documents", "invoice_items")
 
@@ -65,15 +77,22 @@ def read_together(
     state: list[AirbyteStateMessage] | None,
     cdk_read: CdkRead,
     document_streams: Callable[[], Mapping[str, Stream]],
+    counts: InvoiceCounts | None = None,
 ) -> Iterator[AirbyteMessage]:
     """Every message of the catalog's streams: the document streams in one pass, the others
-    through `cdk_read` (the CDK's loop over a catalog), both groups at the same time."""
+    through `cdk_read` (the CDK's loop over a catalog), both groups at the same time.
+
+    `counts` is what the source's `invoices` streams count into (None: no counting)."""
     documents = [c for c in catalog.streams if c.stream.name in DOCUMENT_STREAMS]
     others = [c for c in catalog.streams if c.stream.name not in DOCUMENT_STREAMS]
-    read_documents = partial(_read_documents, logger, documents, state, document_streams)
     if not documents:
         yield from cdk_read(catalog)
         return
+    counts = counts or InvoiceCounts()
+    invoices = next((c for c in others if c.stream.name == Invoices.name), None)
+    if invoices is not None:
+        _announce_listing(counts, invoices, state, document_streams)
+    read_documents = partial(_read_documents, logger, documents, state, document_streams, counts)
     if not others:
         yield from read_documents()
         return
@@ -83,8 +102,36 @@ def read_together(
         "have separate rate limits."
     )
     yield from interleave(
-        [partial(cdk_read, ConfiguredAirbyteCatalog(streams=others)), read_documents]
+        [
+            partial(_read_others, cdk_read, ConfiguredAirbyteCatalog(streams=others), counts),
+            read_documents,
+        ]
     )
+
+
+def _announce_listing(
+    counts: InvoiceCounts,
+    configured: ConfiguredAirbyteStream,
+    state: list[AirbyteStateMessage] | None,
+    document_streams: Callable[[], Mapping[str, Stream]],
+) -> None:
+    """Tell the counts what the `invoices` stream will list, before any thread starts, so that
+    the counting listing never asks for the same days."""
+    invoices = document_streams()[Invoices.name]
+    assert isinstance(invoices, Invoices)
+    invoices.state = saved_state(ConnectorStateManager(state=state), configured)
+    counts.plan_listing(*invoices.planned_range(configured.sync_mode))
+
+
+def _read_others(
+    cdk_read: CdkRead, catalog: ConfiguredAirbyteCatalog, counts: InvoiceCounts
+) -> Iterator[AirbyteMessage]:
+    """The CDK's loop over the other streams; once it ends, whatever the `invoices` stream did
+    not list is the counting listing's to list."""
+    try:
+        yield from cdk_read(catalog)
+    finally:
+        counts.stream_stopped("the CDK's loop ended")
 
 
 def _read_documents(
@@ -92,6 +139,7 @@ def _read_documents(
     configured: Sequence[ConfiguredAirbyteStream],
     state: list[AirbyteStateMessage] | None,
     document_streams: Callable[[], Mapping[str, Stream]],
+    counts: InvoiceCounts,
 ) -> Iterator[AirbyteMessage]:
     """The document streams' messages with the stream statuses the CDK's loop would emit:
     STARTED, RUNNING at a stream's first record, then COMPLETE, or INCOMPLETE and an error
@@ -100,6 +148,7 @@ def _read_documents(
         logger.info(f"Marking stream {stream.stream.name} as STARTED")
         yield stream_status(stream.stream, AirbyteStreamStatus.STARTED)
     running: set[str] = set()
+    listing: CountListing | None = None
     try:
         instances = document_streams()
         manager = ConnectorStateManager(state=state)
@@ -108,7 +157,17 @@ def _read_documents(
             instance = instances[stream.stream.name]
             instance.state = saved_state(manager, stream)  # type: ignore[attr-defined]  # checked there
             selected.append((instance, stream.sync_mode))
-        for message in DocumentPass(selected).messages():  # type: ignore[arg-type]
+        document_pass = DocumentPass(selected, counts)  # type: ignore[arg-type]
+        if document_pass.plans_from_counts:
+            invoices = instances[Invoices.name]
+            assert isinstance(invoices, Invoices)
+            invoices.counts = counts
+            first, last = document_pass.first, document_pass.last
+            listing = CountListing(invoices, counts, first, last, logger)
+            listing.start()
+        else:
+            counts.finish()
+        for message in document_pass.messages():
             if message.type == MessageType.RECORD and message.record.stream not in running:  # type: ignore[union-attr]
                 name = message.record.stream  # type: ignore[union-attr]
                 running.add(name)
@@ -116,6 +175,8 @@ def _read_documents(
                 yield stream_status(_stream_of(configured, name), AirbyteStreamStatus.RUNNING)
             yield message
     except Exception as error:
+        if listing is not None:
+            listing.stop()
         traced = (
             error
             if isinstance(error, AirbyteTracedException)
@@ -136,6 +197,8 @@ def _read_documents(
             internal_message=traced.internal_message,
             failure_type=traced.failure_type or FailureType.system_error,
         ) from error
+    if listing is not None:
+        listing.stop()
     for stream in configured:
         logger.info(f"Marking stream {stream.stream.name} as STOPPED")
         yield stream_status(stream.stream, AirbyteStreamStatus.COMPLETE)

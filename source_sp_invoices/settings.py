@@ -144,3 +144,17 @@ EXPORT_UNKNOWN_STATUS_POLLS: Final = 90
 EXPORTS_PAGE_SIZE: Final = 100  # getInvoicesExports' maximum
 MAX_XML_ENTRY_BYTES: Final = 50 * 1024 * 1024  # an NF-e is 5-20 KB; more is a ZIP bomb
 DOWNLOAD_CHUNK_BYTES: Final = 1024 * 1024
+
+# Planning export windows (export_pipeline/planner.py). getInvoicesDocument's one call a minute
+# counts documents: windows are planned from getInvoices' counts to fill documents of M invoices.
+MAX_DOCUMENTS_PER_EXPORT: Final = 10  # an export Amazon loses costs at most this to redo
+PROBE_INVOICES: Final = 2000  # the window that learns M holds this many (or 4x the fullest seen)
+PROBE_GROWTH: Final = 4
+COUNT_MARGIN_SHARE: Final = 0.01  # of M kept below each multiple of it, before errors are seen
+PLAN_HORIZON_DOCUMENTS: Final = 30  # counts this far ahead are enough to plan the next window
+# Exports created before the documents already known run out (processing takes a minute or
+# two, about two documents), and how few documents left make planning urgent.
+EXPORTS_AHEAD_DOCUMENTS: Final = 3
+EXPORT_LEAD_DOCUMENTS: Final = 2
+# How long the first window of a sync waits for getInvoices' first counts when M is known.
+FIRST_PLAN_WAIT_SECONDS: Final = 30.0

@@ -19,9 +19,10 @@ from airbyte_cdk.sources.utils.schema_helpers import split_config
 
 from source_sp_invoices.config import Config, parse_config
 from source_sp_invoices.connection_check import check_connection
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.http.auth import LwaAuthenticator
 from source_sp_invoices.http.rate_limits import RateLimits, SpApiBudget
-from source_sp_invoices.read_together import check_saved_states, read_together
+from source_sp_invoices.read_together import DOCUMENT_STREAMS, check_saved_states, read_together
 from source_sp_invoices.streams import (
     InvoiceAttributes,
     InvoiceDocuments,
@@ -39,6 +40,13 @@ class SourceSpInvoices(AbstractSource):
     # parse_config validates against the spec itself, with messages that name the field.
     check_config_against_spec = False
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Set by read for its streams: one call budget for every thread of the sync, and the
+        # invoices of each day that the `invoices` stream counts for the export plan.
+        self._budget: tuple[RateLimits, SpApiBudget] | None = None
+        self._counts: InvoiceCounts | None = None
+
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() shows repr(message); Airbyte users should read the message itself.
         succeeded, message = self.check_connection(logger, config)
@@ -55,9 +63,12 @@ class SourceSpInvoices(AbstractSource):
         parsed: Config = parse_config(config)
         authenticator = LwaAuthenticator(parsed)
         # Shared by all streams: Amazon's limits apply per seller and application, not per stream.
-        rate_limits = RateLimits()
-        budget = SpApiBudget(rate_limits)
-        return [stream(parsed, authenticator, rate_limits, budget) for stream in STREAMS]
+        rate_limits, budget = self._budget or _new_budget()
+        streams = [stream(parsed, authenticator, rate_limits, budget) for stream in STREAMS]
+        for stream in streams:
+            if isinstance(stream, Invoices):
+                stream.counts = self._counts
+        return streams
 
     def read(
         self,
@@ -73,6 +84,9 @@ class SourceSpInvoices(AbstractSource):
         # traceback, and be said again in the sync's summary.
         streams = self.streams(split_config(config)[0])
         check_saved_states({s.name: s for s in streams}, catalog, state)
+        self._budget = _new_budget()
+        if any(c.stream.name in DOCUMENT_STREAMS for c in catalog.streams):
+            self._counts = InvoiceCounts()
         # The document streams are read in one pass that shares each document between them,
         # beside the CDK's loop over the other streams: see read_together.py.
         yield from read_together(
@@ -81,4 +95,10 @@ class SourceSpInvoices(AbstractSource):
             state,
             cdk_read=lambda part: super(SourceSpInvoices, self).read(logger, config, part, state),
             document_streams=lambda: {s.name: s for s in self.streams(split_config(config)[0])},
+            counts=self._counts,
         )
+
+
+def _new_budget() -> tuple[RateLimits, SpApiBudget]:
+    rate_limits = RateLimits()
+    return rate_limits, SpApiBudget(rate_limits)

@@ -165,7 +165,7 @@ def test_both_streams_fetch_and_parse_each_document_once(lwa, requests_mock, con
         assert before is None or min(positions[document]) > counted[before], document
     states = states_by_stream(output)
     assert states["invoice_documents"] == states["invoice_items"]
-    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-03", "windowDays": 1}
+    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-03", "invoicesPerDocument": 2}
     # states come in pairs, one per stream, after each document and each export created
     names = [m.state.stream.stream_descriptor.name for m in output.state_messages]
     assert names == list(DOCUMENT_STREAMS) * (len(names) // 2)
@@ -305,7 +305,7 @@ def test_states_an_earlier_version_left_apart_are_merged(lwa, requests_mock, con
     assert documents == set(invoices_of("2024-01-03", "2024-01-04"))
     states = states_by_stream(output)
     assert states["invoice_documents"][-1] == states["invoice_items"][-1]
-    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
+    assert states["invoice_items"][-1] == {"dateEnd": "2024-01-04", "fullestDocument": 4}
     assert set(parses.values()) == {1}
 
 

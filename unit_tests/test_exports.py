@@ -21,6 +21,7 @@ from source_sp_invoices.export_pipeline.pipeline import (
     ExportPipeline,
     UnusableFile,
 )
+from source_sp_invoices.export_pipeline.planner import DocumentSize, WindowPlanner
 from source_sp_invoices.export_pipeline.windows import Window, day_windows
 
 logger = logging.getLogger("test")
@@ -58,6 +59,9 @@ class FakeApi:
         self.downloads: list[str] = []
         self.broken_downloads: dict[str, int] = {}  # document id -> how many come truncated
 
+    def create_slot_wait(self) -> float:
+        return 0.0
+
     def create_export(self, window: Window) -> str:
         export_id = f"E{len(self.created) + 1}"
         self.created.append((window.key, export_id))
@@ -82,15 +86,24 @@ class FakeApi:
         return BackgroundDownload([data[:100], data[100:]])
 
 
-def pipeline_for(api, windows: list[Window], saved=None, ahead=3, clock=None, **kwargs):
+def pipeline_for(
+    api, windows: list[Window], saved=None, ahead=3, clock=None, counts=None, size=None, **kwargs
+):
     """A pipeline over the days of `windows`, with one-day windows unless told otherwise."""
-    kwargs.setdefault("max_days", 1)
+    planner = WindowPlanner(
+        counts,
+        logger,
+        size or DocumentSize(),
+        max_days=kwargs.pop("max_days", 1),
+        first_days=kwargs.pop("window_days", 1),
+    )
     return ExportPipeline(
         api,
         windows[0].first,
         windows[-1].last,
         saved or {},
         logger,
+        planner,
         ahead=ahead,
         clock=clock or FakeClock(),
         **kwargs,
@@ -307,6 +320,9 @@ class DayApi(FakeApi):
         self.counts = counts
         self.per_document = per_document
 
+    def create_slot_wait(self) -> float:
+        return 0.0
+
     def create_export(self, window: Window) -> str:
         export_id = super().create_export(window)
         invoices = [
@@ -331,38 +347,6 @@ def sizes(api: FakeApi) -> list[int]:
     ]
 
 
-def test_windows_grow_while_exports_come_back_as_one_document():
-    days = {date(2024, 1, 1) + timedelta(days=n): 3 for n in range(31)}
-    api = DayApi(days, per_document=100)
-    pipeline = pipeline_for(
-        api, day_windows(date(2024, 1, 1), date(2024, 1, 31), 1), ahead=1, max_days=8
-    )
-    invoices, _ = run(pipeline)
-    assert sizes(api) == [1, 2, 4, 8, 8, 8]  # 6 documents instead of 31
-    assert len(invoices) == 93 and len(set(invoices)) == 93
-    assert pipeline.window_days == 8
-
-
-def test_windows_shrink_when_an_export_is_split_and_do_not_grow_back():
-    days = {date(2024, 1, 1) + timedelta(days=n): 8 for n in range(12)}
-    api = DayApi(days, per_document=10)  # two days no longer fit in one document
-    pipeline = pipeline_for(
-        api, day_windows(date(2024, 1, 1), date(2024, 1, 12), 1), ahead=1, max_days=8
-    )
-    invoices, _ = run(pipeline)
-    assert sizes(api) == [1, 2] + [1] * 9
-    assert len(set(invoices)) == 96
-
-
-def test_a_learnt_window_size_is_the_starting_point():
-    api = DayApi({}, per_document=10)
-    pipeline = pipeline_for(
-        api, day_windows(date(2024, 1, 1), date(2024, 1, 20), 1), ahead=1, window_days=4, max_days=8
-    )
-    run(pipeline)
-    assert sizes(api) == [4, 8, 8]
-
-
 def test_other_exports_are_polled_while_waiting_for_the_document_slot():
     windows = WINDOWS[:2]
     api = FakeApi(documents_for(windows, per_window=2), polls_until_done=3)
@@ -385,15 +369,6 @@ def test_other_exports_are_polled_while_waiting_for_the_document_slot():
     # while the second document of window 1 waited a minute, window 2's export became DONE
     assert api.polls["E2"] >= 3
     assert clock.time >= 60
-
-
-def test_windows_keep_growing_without_a_ceiling_while_exports_are_one_document():
-    windows = day_windows(date(2024, 1, 1), date(2024, 3, 1), 1)  # 61 days
-    api = FakeApi({})  # quiet: every export is one (empty) document list
-    pipeline = pipeline_for(api, windows, ahead=1, max_days=None)
-    run(pipeline)
-    sizes = [Window.from_key(key).days for key, _ in api.created]
-    assert sizes == [1, 2, 4, 8, 16, 30]  # the last one ends at the last day
 
 
 def test_a_saved_export_later_in_the_plan_is_reused_not_created_again():

@@ -125,12 +125,15 @@ def test_check_discover_and_read_give_one_message_naming_the_field(
 def unknown_keys(stream: str, keys: str, written: str) -> str:
     return (
         f"The saved state of stream `{stream}` has the key(s) {keys}, which this version of the "
-        f"connector does not write (it writes {written}): it comes from another version or was "
+        f"connector does not read (it reads {written}): it comes from another version or was "
         "edited. Fix the state or reset the stream; it is not replaced by the start date silently."
     )
 
 
-DOCUMENT_KEYS = "dateEnd, resume_from, exports, windowDays, longestRangeDays"
+DOCUMENT_KEYS = (
+    "dateEnd, resume_from, exports, longestRangeDays, invoicesPerDocument, fullestDocument, "
+    "windowDays"
+)
 BAD_STATES = [
     (
         "invoices",

@@ -201,7 +201,7 @@ def test_documents_are_exported_downloaded_and_emitted_per_invoice(lwa, requests
         "statuses": ["AUTHORIZED"],
         "invoiceType": "SHIPMENT",
     }
-    assert states_of(output)[-1] == {"dateEnd": "2024-01-03", "windowDays": 1}
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-03", "invoicesPerDocument": 2}
 
 
 def test_the_download_carries_no_sp_api_or_lwa_header(lwa, requests_mock, config):
@@ -221,15 +221,14 @@ def test_state_records_pending_exports_while_a_window_is_read(lwa, requests_mock
     states = states_of(output)
     # creation of the export of 01, then of 02 (ahead), then each document of 01, then 01 done
     first = {"2024-01-01/2024-01-01": {"exportId": "E1", "documentsDone": []}}
-    assert states[0] == {"windowDays": 1, "resume_from": "2024-01-01", "exports": first}
+    assert states[0] == {"resume_from": "2024-01-01", "exports": first}
     assert states[1] == {
-        "windowDays": 1,
         "resume_from": "2024-01-01",
         "exports": {**first, "2024-01-02/2024-01-02": {"exportId": "E2", "documentsDone": []}},
     }
     assert states[2]["exports"]["2024-01-01/2024-01-01"]["documentsDone"] == ["E1-D0"]
     assert {"dateEnd": "2024-01-01", "resume_from": "2024-01-02"}.items() <= states[4].items()
-    assert states[-1] == {"dateEnd": "2024-01-02", "windowDays": 1}
+    assert states[-1] == {"dateEnd": "2024-01-02", "invoicesPerDocument": 2}
 
 
 def test_a_resumed_sync_polls_the_saved_export_instead_of_creating_one(lwa, requests_mock, config):
@@ -520,10 +519,10 @@ def test_the_documents_stream_says_how_long_it_takes_and_estimates_its_rows(
     # what the plan foresaw and the summary reports, counted where it happened
     assert len(records_of(output, "invoice_documents")) == 8
     assert amazon.create.call_count == amazon.document.call_count == 4
-    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "windowDays": 1}
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "fullestDocument": 2}
     plan = next(m for m in logs if "days 2024-01-01 to 2024-01-04 (4 day(s))" in m)
-    assert "at least 4 document(s)" in plan and "one document every 60 s" in plan
-    assert "at least 4 min (up to 4 min)" in plan
+    assert "in windows of one day: at least 4 document(s)" in plan
+    assert "one document every 60 s, so this takes at least 4 min" in plan
     estimates = [m.trace.estimate for m in output.trace_messages if m.trace.type.name == "ESTIMATE"]
     assert [e.row_estimate for e in estimates] == [8, 8, 8, 8]  # 2 a day from the first day
     assert {e.name for e in estimates} == {"invoice_documents"}
@@ -672,7 +671,8 @@ def test_a_refused_date_form_on_a_window_of_days_switches_the_form_not_the_windo
     logs = [m.log.message for m in output.logs]
     assert sum("sending date-times" in m for m in logs) == 1
     assert not [m for m in logs if "-day window" in m]  # never taken for a range too long
-    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "windowDays": 4}
+    # 0.4.0's windowDays sized the first window; the state now keeps what a document held.
+    assert states_of(output)[-1] == {"dateEnd": "2024-01-04", "fullestDocument": 2}
     assert [r["invoiceId"] for r in records_of(output, "invoice_documents")] == [
         "2024-01-01T00:00:00-0-0",
         "2024-01-01T00:00:00-0-1",

@@ -66,6 +66,10 @@ class SpApiExports:
         """Seconds until getInvoicesDocument may be called again (one call a minute)."""
         return self._budget.wait_time("getInvoicesDocument")
 
+    def create_slot_wait(self) -> float:
+        """Seconds until createInvoicesExport may be called again."""
+        return self._budget.wait_time("createInvoicesExport")
+
     def seconds_between_polls(self) -> float:
         """Seconds between two calls of getInvoicesExport at the rate Amazon applies."""
         return 1 / self._rate_limits.rate("getInvoicesExport")

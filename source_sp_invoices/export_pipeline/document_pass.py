@@ -35,13 +35,15 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices.config import Config
 from source_sp_invoices.export_pipeline.api import SpApiExports
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.export_pipeline.pipeline import (
     CHECKPOINT,
     Entry,
     ExportPipeline,
 )
+from source_sp_invoices.export_pipeline.planner import DocumentSize, WindowPlanner
 from source_sp_invoices.export_pipeline.progress import Progress, duration
-from source_sp_invoices.export_pipeline.windows import Window, windows_needed
+from source_sp_invoices.export_pipeline.windows import Window
 from source_sp_invoices.nfe import NfeError, NfeParser, ParsedNfe
 from source_sp_invoices.state import read_state_date, state_message
 
@@ -157,7 +159,13 @@ def last_whole_day(end: datetime | None, current: datetime, logger: Any) -> date
 class DocumentPass:
     """Reads the exports of a sync once for the selected document streams."""
 
-    def __init__(self, streams: Sequence[tuple[DocumentStream, SyncMode]]) -> None:
+    def __init__(
+        self,
+        streams: Sequence[tuple[DocumentStream, SyncMode]],
+        counts: InvoiceCounts | None = None,
+    ) -> None:
+        """`counts`: the invoices of each day, as getInvoices lists them while the pass runs
+        (read_together.py starts the listing); without them windows are planned by density."""
         assert streams, "at least one document stream"
         self._outputs = [
             _Output(stream, stream.first_day(mode), stream.saved_exports(mode))
@@ -169,29 +177,46 @@ class DocumentPass:
         self.logger = driver.logger
         self.label = " and ".join(output.stream.name for output in self._outputs)
         self._parser = NfeParser() if self.config.parse_nfe else None
-        incremental = [stream for stream, mode in streams if mode == SyncMode.incremental]
-        learnt = _positive(stream.state.get("windowDays") for stream in incremental)
+        states = [stream.state for stream, mode in streams if mode == SyncMode.incremental]
         # The longest date range Amazon took after refusing a longer one in an earlier sync.
-        self._longest_range = min(
-            _positive(stream.state.get("longestRangeDays") for stream in incremental), default=None
+        self._longest_range = min(_positive(states, "longestRangeDays"), default=None)
+        # What earlier syncs learnt of the invoices a document holds; 0.4.0 kept, instead, the
+        # days of its windows (windowDays): the first window spans as many when M is not known.
+        size = DocumentSize(
+            exact=max(_positive(states, "invoicesPerDocument"), default=None),
+            at_least=max(_positive(states, "fullestDocument"), default=0),
         )
+        learnt = _positive(states, "windowDays")
         self._longest_window = self._max_days()
         self.first = min(output.first for output in self._outputs)
         self.last = last_whole_day(self.config.end, now(), self.logger)
         self._api = driver.exports_api()
+        self.planner = WindowPlanner(
+            counts,
+            self.logger,
+            size,
+            max_days=self._longest_window,
+            first_days=min(learnt) if learnt else 1,
+        )
+        self._summarised = ""  # what the forecast has said: invoices, then documents
         self.pipeline = ExportPipeline(
             self._api,
             self.first,
             self.last,
             merged_exports(self._outputs),
             self.logger,
-            window_days=min(learnt) if learnt else 1,
-            max_days=self._longest_window,
+            self.planner,
             document_slot_wait=self._api.document_slot_wait,
             poll_unit=self._api.seconds_between_polls,
         )
         for output in self._outputs:
             output.progress = Progress(self.first, self.last, time.monotonic())
+
+    @property
+    def plans_from_counts(self) -> bool:
+        """Whether the windows are planned from each day's invoices (not when they span one
+        day each)."""
+        return self._longest_window != 1
 
     def messages(self) -> Iterator[AirbyteMessage]:
         """Every record, state and estimate of the selected streams, in order."""
@@ -213,6 +238,7 @@ class DocumentPass:
             assert done is not None
             yield from self._states(done, finished=True)
             yield from self._window_done(done, invoices)
+            self._summarise()
         for output in self._outputs:
             self.logger.info(output.progress.summary(output.stream.name))
 
@@ -283,7 +309,11 @@ class DocumentPass:
         pending = self.pipeline.pending()
         if pending:
             state["exports"] = pending
-        state["windowDays"] = self.pipeline.window_days
+        size = self.planner.size
+        if size.exact:
+            state["invoicesPerDocument"] = size.exact
+        elif size.at_least:
+            state["fullestDocument"] = size.at_least
         longest = self.pipeline.longest_range or self._longest_range
         if longest:
             state["longestRangeDays"] = longest
@@ -328,25 +358,61 @@ class DocumentPass:
             )
 
     def _plan_message(self) -> str:
-        """Say up front how long the documents of this sync take at Amazon's document rate."""
+        """Say up front what the sync exports and how its windows are planned."""
         days = self._outputs[0].progress.days
         if days <= 0:
             return f"{self.label}: nothing to export (the last whole day, {self.last}, is done)."
-        pipeline = self.pipeline
-        longest = self._longest_window
-        largest = longest or days
-        fewest = windows_needed(days, pipeline.window_days, largest)
         per_document = self._api.seconds_per_document()
-        most = "no limit" if not longest else f"{largest} day(s)"
+        if self._longest_window == 1:
+            return (
+                f"{self.label}: days {self.first} to {self.last} ({days} day(s)) in windows of one "
+                f"day: at least {days} document(s); Amazon allows one document every "
+                f"{per_document:.0f} s, so this takes at least {duration(days * per_document)}."
+            )
+        size = self.planner.size
+        if size.exact:
+            how = f"to fill documents of {size.exact} invoices (learnt in an earlier sync)"
+        else:
+            how = (
+                "to fill documents, once an export that splits says how many invoices a "
+                "document holds"
+            )
+        longest = self._longest_window
+        most = f"; windows span at most {longest} day(s)" if longest else ""
         return (
-            f"{self.label}: days {self.first} to {self.last} ({days} day(s)) in windows of "
-            f"{pipeline.window_days} day(s) and more (longest: {most}): at least {fewest} "
-            f"document(s), up to {days} or more if busy days split their exports. Amazon allows "
-            f"one document every {per_document:.0f} s, so this takes at least "
-            f"{duration(fewest * per_document)} (up to {duration(days * per_document)})."
+            f"{self.label}: days {self.first} to {self.last} ({days} day(s)), in windows planned "
+            f"from the invoices getInvoices lists for each day, {how}{most}. Amazon allows one "
+            f"document every {per_document:.0f} s: the documents of the backfill are said once "
+            "every day is listed."
+        )
+
+    def _summarise(self) -> None:
+        """Once every day left is listed, say how many documents it takes and how long (once
+        M is known; before, once, that it is not)."""
+        if self._summarised == "documents" or self.pipeline.completed is None:
+            return
+        first = self.pipeline.completed.last + timedelta(days=1)
+        if first > self.last:
+            return
+        forecast = self.planner.forecast(first, self.last)
+        if forecast is None or (forecast.documents is None and self._summarised):
+            return
+        self._summarised = "invoices" if forecast.documents is None else "documents"
+        listed = f"{self.label}: {forecast.invoices} invoice(s) listed for {first}..{self.last}"
+        if forecast.documents is None:
+            seen = forecast.per_document
+            held = f"a document has held up to {seen}" if seen else "no document read yet"
+            self.logger.info(f"{listed}; how many invoices a document holds is not known ({held}).")
+            return
+        seconds = forecast.documents * self._api.seconds_per_document()
+        self.logger.info(
+            f"{listed}: planned in {forecast.documents} document(s) of up to "
+            f"{forecast.per_document} invoices (the fewest possible: {forecast.fewest}), about "
+            f"{duration(seconds)} at Amazon's document rate."
         )
 
 
-def _positive(values: Iterable[Any]) -> list[int]:
-    """The positive whole numbers among saved values (anything else is ignored)."""
+def _positive(states: Iterable[Mapping[str, Any]], key: str) -> list[int]:
+    """The positive whole numbers saved under `key` (anything else is ignored)."""
+    values = (state.get(key) for state in states)
     return [value for value in values if isinstance(value, int) and value > 0]

@@ -26,7 +26,8 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.export_pipeline.downloads import DocumentSource
-from source_sp_invoices.export_pipeline.windows import Window, grown
+from source_sp_invoices.export_pipeline.planner import WindowPlanner
+from source_sp_invoices.export_pipeline.windows import Window
 from source_sp_invoices.export_pipeline.xml_text import InvalidEntry
 from source_sp_invoices.export_pipeline.zip_reader import (
     ZIP,
@@ -60,6 +61,8 @@ class Job:
     poll_intervals: int = settings.EXPORT_POLL_FIRST_INTERVALS  # of getInvoicesExport's rate
     polls: int = 0
     unknown_polls: int = 0  # polls that answered a status neither reading of the model names
+    counted: int | None = None  # the invoices getInvoices listed for its days
+    invoices_read: int = 0  # invoices read from its documents in this sync
 
     def saved(self) -> dict[str, Any]:
         return {"exportId": self.export_id, "documentsDone": list(self.documents_done)}
@@ -69,6 +72,9 @@ class ExportsApi(Protocol):
     """The four calls the pipeline makes; the stream implements them over the CDK's HTTP client."""
 
     def create_export(self, window: Window) -> str: ...
+
+    def create_slot_wait(self) -> float:
+        """Seconds until createInvoicesExport may be called again."""
 
     def get_export(self, export_id: str) -> Mapping[str, Any] | None:
         """The Export object, or None when Amazon no longer knows the id."""
@@ -169,14 +175,14 @@ CHECKPOINT = object()  # yielded when the pending exports changed and should be 
 
 
 class ExportPipeline:
-    """Plans the windows of a sync, drives their jobs, and completes them in order.
+    """Drives the export jobs of a sync's windows and completes them in order.
 
-    Windows are planned as exports are created: each window is twice the last while exports come
-    back as one document, since the one-call-a-minute limit counts documents, and they shrink
-    when an export is split into several. `max_days` caps the growth when the user set one; Amazon
-    can cap it too, by refusing a date range as too long (a 400 that says so): `longest_range`
-    then holds the longest range Amazon may take, which the stream's state keeps for later syncs
-    (a limit of the API, unlike a split, which says how busy some days were).
+    Windows are planned as exports are created, by the WindowPlanner (planner.py): from the
+    invoices getInvoices counts for each day, to fill documents. An export is created ahead
+    while the documents already known would not keep getInvoicesDocument busy for the minute or
+    two an export takes to process. Amazon can refuse a date range as too long (a 400 that says
+    so): `longest_range` then holds the longest range Amazon may take, which the stream's state
+    keeps for later syncs.
     """
 
     def __init__(
@@ -186,8 +192,7 @@ class ExportPipeline:
         last_day: date,
         saved: Mapping[str, Mapping[str, Any]],
         logger: logging.Logger,
-        window_days: int = 1,
-        max_days: int | None = None,
+        planner: WindowPlanner,
         ahead: int = settings.DEFAULT_EXPORTS_AHEAD,
         clock: Clock | None = None,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
@@ -199,10 +204,9 @@ class ExportPipeline:
         self._ahead = max(1, ahead)
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
-        span = max(1, (last_day - first_day).days + 1)
-        self._ceiling = max(1, max_days) if max_days else span  # lowered by splits and 400s
+        self.planner = planner
+        self._replan_at = 0.0  # when to ask the planner again after it chose to wait
         self.longest_range: int | None = None  # learnt from a 400 in this sync
-        self.window_days = min(max(1, window_days), self._ceiling)
         self.last_day = last_day
         self.completed: Window | None = None  # the last window read to its end
         self._next_day = first_day
@@ -221,7 +225,7 @@ class ExportPipeline:
 
     def windows(self) -> Iterator[Window]:
         """The windows of the sync, in order, each planned when it is needed."""
-        while self._jobs or self._plan():
+        while self._jobs or self._plan_now():
             yield self.current_window
 
     @property
@@ -245,17 +249,20 @@ class ExportPipeline:
         while job.status != DONE:
             yield from self._advance(job)
             if job.status != DONE:
-                self._wait(self._next_poll())
+                self._wait(min(self._next_poll(), self._next_create()))
+        whole = not job.documents_done  # every document read in this sync: a full count
         for document_id in job.document_ids:
             if document_id in job.documents_done:
                 continue
             # Amazon allows one document a minute: keep the other exports moving meanwhile.
             while (slot := self._slot_wait()) > 0:
                 yield from self._advance(job)
-                self._wait(min(slot, self._next_poll()))
+                self._wait(min(slot, self._next_poll(), self._next_create()))
             yield from self._read_document(job, document_id)
             job.documents_done.append(document_id)
             yield CHECKPOINT
+        if whole:
+            self.planner.window_read(job.window, job.invoices_read, len(job.document_ids))
         del self._jobs[job.window.key]
         self.completed = job.window
 
@@ -266,39 +273,71 @@ class ExportPipeline:
         yield from self._create_ahead(current)
         yield from self._poll_due()
 
-    def _plan(self) -> bool:
-        """Add the job of the next window (a saved export's, or a NEW one of the current size);
-        False when no day is left."""
+    def _plan_now(self) -> bool:
+        """Plan the next window when nothing is left to read: a short wait for the counts of
+        its days (the first window of a sync that knows M), then with what is known."""
+        deadline = time.monotonic() + settings.FIRST_PLAN_WAIT_SECONDS
+        while (planned := self._plan(urgent=False)) is None:
+            counts = self.planner.counts
+            if counts is None or counts.finished or time.monotonic() >= deadline:
+                return bool(self._plan(urgent=True))
+            counts.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        return planned
+
+    def _plan(self, urgent: bool) -> bool | None:
+        """Add the job of the next window (a saved export's, or a NEW one the planner chose):
+        True; False when no day is left; None when the planner waits for counts or for M."""
         if self._next_day > self.last_day:
             return False
         job = self._saved.pop(self._next_day, None)
         if job is None:
-            last = min(self._next_day + timedelta(days=self.window_days - 1), self.last_day)
+            stop = self.last_day
             later = [day for day in self._saved if day > self._next_day]
             if later:  # stop short of a saved export's window
-                last = min(last, min(later) - timedelta(days=1))
-            job = Job(Window(self._next_day, last))
-            # Each window planned is twice the last, up to the ceiling: a seller whose exports
-            # are one document needs few of them. A split lowers the ceiling (see _learn).
-            self.window_days = grown(self.window_days, self._ceiling)
+                stop = min(stop, min(later) - timedelta(days=1))
+            planned = self.planner.plan(self._next_day, stop, urgent)
+            if planned is None:
+                return None
+            job = Job(planned.window, counted=planned.invoices)
+            what = "to learn how many invoices a document holds" if planned.probe else "planned"
+            counted = "" if planned.invoices is None else f", {planned.invoices} invoice(s) listed"
+            self._logger.info(f"Window {job.window}: {what} ({job.window.days} day(s){counted}).")
+        else:
+            job.counted = self.planner.expected_invoices(job.window)
         self._jobs[job.window.key] = job
         self._next_day = job.window.last + timedelta(days=1)
         return True
 
+    def _queued(self) -> tuple[int, bool]:
+        """The documents the exports created ahead hold and are not read yet, and whether some
+        export's documents are not known yet (counted as one)."""
+        documents, unknown = 0, False
+        for job in self._jobs.values():
+            if job.status == DONE:
+                documents += len(job.document_ids) - len(job.documents_done)
+                continue
+            expected = self.planner.expected_documents(job.counted)
+            unknown = unknown or expected is None
+            documents += 1 if expected is None else expected
+        return documents, unknown
+
+    def _room_ahead(self) -> bool:
+        """Whether another export may be created ahead: fewer than `ahead` exports not read, and
+        fewer documents known ahead than keep getInvoicesDocument busy while one processes."""
+        outstanding = sum(1 for job in self._jobs.values() if job.export_id)
+        documents, _ = self._queued()
+        return outstanding < self._ahead and documents < settings.EXPORTS_AHEAD_DOCUMENTS
+
+    def _next_create(self) -> float:
+        """Seconds until another export may be created ahead, or a long while."""
+        if self._next_day > self.last_day or not self._room_ahead():
+            return settings.EXPORT_POLL_MAX_INTERVALS * self._poll_unit()
+        replan = self._replan_at - self._clock.now()
+        return max(self._api.create_slot_wait(), replan)
+
     def _learn(self, job: Job) -> None:
-        """Size the windows not yet planned from how many documents this export needed."""
-        days = job.window.days
-        documents = len(job.document_ids)
-        if documents <= 1:
-            return  # the windows planned after it have grown already (see _plan)
-        self._ceiling = max(1, days // documents)  # split: never grow back to a size that splits
-        size = min(self.window_days, self._ceiling)
-        if size != self.window_days:
-            self._logger.info(
-                f"Window {job.window} needed {documents} document(s): next windows span "
-                f"{size} day(s)."
-            )
-            self.window_days = size
+        """Tell the planner how many documents this export needed."""
+        self.planner.export_done(job.window, len(job.document_ids), job.counted)
 
     def _next_poll(self) -> float:
         """Seconds until the next poll is due (or a long while if nothing is in flight)."""
@@ -315,21 +354,27 @@ class ExportPipeline:
         return [job for job in self._jobs.values() if job.status in (REQUESTED, PROCESSING)]
 
     def _create_ahead(self, current: Job) -> Iterator[object]:
-        """Create exports in window order, the current window's first, up to `ahead` not yet
-        read; a checkpoint after each."""
+        """Create exports in window order: the current window's at once, the next ones planned
+        and created while there is room ahead and createInvoicesExport is free (so that polls
+        and documents never wait behind it); a checkpoint after each."""
         while True:
-            outstanding = sum(1 for job in self._jobs.values() if job.export_id)
-            job = next(
-                (
-                    job
-                    for job in self._jobs.values()
-                    if job.status == NEW and (job is current or outstanding < self._ahead)
-                ),
-                None,
-            )
+            job = next((job for job in self._jobs.values() if job.status == NEW), None)
             if job is None:
-                if outstanding < self._ahead and self._plan():
-                    continue
+                if self._next_day > self.last_day or not self._room_ahead():
+                    return
+                if self._api.create_slot_wait() > 0:
+                    return
+                if self._clock.now() < self._replan_at:
+                    return
+                documents, unknown = self._queued()
+                urgent = not unknown and documents <= settings.EXPORT_LEAD_DOCUMENTS
+                if not self._plan(urgent):
+                    # The planner waits for counts or for M: ask again a poll interval later.
+                    interval = settings.EXPORT_POLL_FIRST_INTERVALS * self._poll_unit()
+                    self._replan_at = self._clock.now() + interval
+                    return
+                continue
+            if job is not current and self._api.create_slot_wait() > 0:
                 return
             self._create(job)
             yield CHECKPOINT
@@ -361,14 +406,14 @@ class ExportPipeline:
                 message=f"Amazon refused to export the single day {job.window}: {reason}",
                 failure_type=FailureType.system_error,
             )
-        self._ceiling = max(1, days // 2)
-        self.longest_range = self._ceiling
-        self.window_days = min(self.window_days, self._ceiling)
+        longest = self.planner.refused(days)
+        self.longest_range = longest
         self._logger.warning(
             f"Amazon refused the {days}-day window {job.window} ({reason}): windows now span at "
-            f"most {self._ceiling} day(s)."
+            f"most {longest} day(s)."
         )
-        job.window = Window(job.window.first, job.window.first + timedelta(self._ceiling - 1))
+        job.window = Window(job.window.first, job.window.first + timedelta(longest - 1))
+        job.counted = self.planner.expected_invoices(job.window)
         kept: dict[str, Job] = {}
         for planned in self._jobs.values():
             if planned.window.first <= job.window.first:
@@ -472,6 +517,8 @@ class ExportPipeline:
                 )
                 continue
             seconds = self._clock.now() - started
+            job.invoices_read += len(emitted)
+            self.planner.document_read(job.window, len(emitted), len(job.document_ids))
             self._logger.info(
                 f"Window {job.window}: document {document_id}: {len(emitted)} invoice(s), "
                 f"{size / 2**20:.1f} MB, downloaded and read in {seconds:.1f} s."

@@ -92,7 +92,7 @@ class IncrementalSpApiStream(SpApiStream, ABC):
     """
 
     state_checkpoint_interval = None  # state is saved per slice (window), never mid-page
-    state_keys: tuple[str, ...] = ()  # every key this version writes in the stream's state
+    state_keys: tuple[str, ...] = ()  # every key this version reads in the stream's state
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._state: MutableMapping[str, Any] = {}
@@ -111,7 +111,7 @@ class IncrementalSpApiStream(SpApiStream, ABC):
             # restart from the start date or skip days, so it is refused, saying why.
             raise ConfigError(
                 f"The saved state of stream `{self.name}` has the key(s) {', '.join(unknown)}, "
-                f"which this version of the connector does not write (it writes "
+                f"which this version of the connector does not read (it reads "
                 f"{', '.join(self.state_keys)}): it comes from another version or was edited. "
                 "Fix the state or reset the stream; it is not replaced by the start date silently."
             )

@@ -26,24 +26,41 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     State: {"dateEnd": D} means every day up to D (included) was read completely; while a sync
     runs, "resume_from" is its first unfinished day and "exports" the export ids created for
     unfinished windows, with the documents already read, so that a killed sync polls those
-    exports again instead of creating new ones. Both document streams are read by one
-    `DocumentPass` (export_pipeline/document_pass.py), which sets this state after every document.
+    exports again instead of creating new ones. "invoicesPerDocument" is M, the most invoices
+    one export document holds, once an export split ("fullestDocument" the most seen until
+    then), and "longestRangeDays" the longest date range Amazon accepted after refusing one:
+    what windows are planned with (export_pipeline/planner.py). Both document streams are read
+    by one `DocumentPass` (export_pipeline/document_pass.py), which sets this state after every
+    document.
     """
 
     cursor_field = "dateEnd"
-    state_keys = ("dateEnd", "resume_from", "exports", "windowDays", "longestRangeDays")
+    state_keys = (
+        "dateEnd",
+        "resume_from",
+        "exports",
+        "longestRangeDays",
+        "invoicesPerDocument",
+        "fullestDocument",
+        "windowDays",  # written by 0.4.0 and earlier, still read (see DocumentPass)
+    )
     needs_nfe = True  # whether the records come from the parsed NF-e
 
     def check_state(self, state: Mapping[str, Any]) -> None:
         for key in ("dateEnd", "resume_from"):
             if key in state:
                 read_state_date(self.name, state, key)
-        for key in ("windowDays", "longestRangeDays"):
+        for key, unit in (
+            ("windowDays", "days"),
+            ("longestRangeDays", "days"),
+            ("invoicesPerDocument", "invoices"),
+            ("fullestDocument", "invoices"),
+        ):
             value = state.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(
                     f"The saved state of stream `{self.name}` has {key}={value!r}, which is not "
-                    "a whole number of days (1 or more). Fix the state or reset the stream."
+                    f"a whole number of {unit} (1 or more). Fix the state or reset the stream."
                 )
         exports = state.get("exports", {})
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
 from source_sp_invoices.dates import date_windows, format_datetime, parse_datetime
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.state import read_state_datetime
 from source_sp_invoices.streams.base import PagedSpApiStream
 
@@ -20,6 +21,10 @@ class Invoices(PagedSpApiStream):
     State: {"date": D} means every window ending at or before D was read completely. While a sync
     runs, "resume_from" holds the end of its last finished window, so that a sync that was killed
     continues there instead of starting again from D minus the lookback.
+
+    When the document streams are read too, `counts` takes the invoices of each day from these
+    very pages, to plan their export windows (export_pipeline/invoice_counts.py): one listing
+    serves both.
     """
 
     name = "invoices"
@@ -30,6 +35,7 @@ class Invoices(PagedSpApiStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plan_end: datetime | None = None
+        self.counts: InvoiceCounts | None = None
 
     def check_state(self, state: Mapping[str, Any]) -> None:
         for key in ("date", "resume_from"):
@@ -45,14 +51,11 @@ class Invoices(PagedSpApiStream):
         cursor_field: list[str] | None = None,
         stream_state: Mapping[str, Any] | None = None,
     ) -> Iterable[Mapping[str, Any] | None]:
-        begin = self.config.start
-        if sync_mode == SyncMode.incremental and "resume_from" in self._state:
-            begin = max(begin, self._state_datetime("resume_from"))
-        elif sync_mode == SyncMode.incremental and "date" in self._state:
-            begin = max(begin, self._state_datetime("date") - self.config.lookback)
-        end = self.config.end_or_now()
+        begin, end = self.planned_range(sync_mode)
         windows = list(date_windows(begin, end, self.config.invoices_window))
         self._plan_end = end
+        if self.counts is not None:
+            self.counts.plan_listing(begin, end)
         self.logger.info(
             f"{self.name}: {len(windows)} window(s) from {format_datetime(begin)} "
             f"to {format_datetime(end)}"
@@ -63,6 +66,16 @@ class Invoices(PagedSpApiStream):
                 "dateEnd": format_datetime(stop),
                 "window": f"{number}/{len(windows)}",
             }
+
+    def planned_range(self, sync_mode: SyncMode) -> tuple[datetime, datetime]:
+        """What a sync in this mode lists: from where a killed sync stopped, else from the
+        cursor less the lookback, else from the start date; to the end date or now."""
+        begin = self.config.start
+        if sync_mode == SyncMode.incremental and "resume_from" in self._state:
+            begin = max(begin, self._state_datetime("resume_from"))
+        elif sync_mode == SyncMode.incremental and "date" in self._state:
+            begin = max(begin, self._state_datetime("date") - self.config.lookback)
+        return begin, self.config.end_or_now()
 
     def first_page_params(self, stream_slice: Mapping[str, Any]) -> MutableMapping[str, Any]:
         return {
@@ -88,16 +101,38 @@ class Invoices(PagedSpApiStream):
         stream_slice: Mapping[str, Any] | None = None,
         stream_state: Mapping[str, Any] | None = None,
     ) -> Iterable[Mapping[str, Any]]:
-        count = 0
-        for record in super().read_records(sync_mode, cursor_field, stream_slice, stream_state):
-            count += 1
-            yield record
         assert stream_slice is not None
+        count = 0
+        try:
+            for record in self.window_records(stream_slice):
+                count += 1
+                yield record
+        except Exception as error:
+            if self.counts is not None:  # the rest is listed for the document streams elsewhere
+                self.counts.stream_stopped(str(error))
+            raise
         self.logger.info(
             f"{self.name}: window {stream_slice['window']} {stream_slice['dateStart']} .. "
             f"{stream_slice['dateEnd']} done, {count} invoice(s)"
         )
         self._window_done(parse_datetime(stream_slice["dateEnd"]))
+
+    def window_records(self, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """Every invoice of one window, every page; counted by day when `counts` is set."""
+        counts = self.counts
+        records = super().read_records(SyncMode.full_refresh, stream_slice=stream_slice)
+        if counts is None:
+            yield from records
+            return
+        start = parse_datetime(stream_slice["dateStart"])
+        end = parse_datetime(stream_slice["dateEnd"])
+        for record in records:
+            issued = _issued(record)
+            # Bounds are inclusive: an invoice at the end instant is the next window's too.
+            if issued is not None and issued != end:
+                counts.add(issued)
+            yield record
+        counts.listed(start, end)
 
     def _window_done(self, stop: datetime) -> None:
         """Move the cursor past a finished window, never backwards."""
@@ -110,3 +145,11 @@ class Invoices(PagedSpApiStream):
 
     def _state_datetime(self, key: str) -> datetime:
         return read_state_datetime(self.name, self._state, key)
+
+
+def _issued(record: Mapping[str, Any]) -> datetime | None:
+    """An invoice's `date`, or None if it has none that reads (still emitted: counts guide)."""
+    try:
+        return parse_datetime(record["date"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,126 @@
+"""How many invoices each UTC day holds, as getInvoices lists them: what export windows are
+planned from.
+
+getInvoicesDocument allows one call a minute and an export of n invoices gives ceil(n / M)
+documents, so a window whose invoices come close to a multiple of M costs no document more than
+it must. The counts come from getInvoices with the export's filters: from the `invoices` stream's
+own pages when it is selected (one listing serves both), else from a listing that emits nothing
+(count_listing.py). Both write here from their own thread; the export pipeline reads.
+
+A count guides the plan and nothing else: every record still comes from the exports, so a count
+that is off (getInvoices filtering on another date than the export, Brazil's day instead of
+UTC's) costs at most a partly filled document, never an invoice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+
+
+def day_start(day: date) -> datetime:
+    """The first instant of a UTC day."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class InvoiceCounts:
+    """Invoices per UTC day of their `date`, and which instants were listed to the end.
+
+    A day's count is known once the whole day lies in listed time. `planned` is the range the
+    `invoices` stream will list in this sync, so that no other listing asks for it again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._days: Counter[date] = Counter()
+        self._listed: list[tuple[datetime, datetime]] = []  # disjoint, sorted [start, end)
+        self._planned: tuple[datetime, datetime] | None = None
+        self._failed: str | None = None  # why the `invoices` stream's listing stopped
+        self._finished = False  # no listing will add anything more
+
+    def add(self, issued: datetime) -> None:
+        """One listed invoice, by the UTC day of its `date`."""
+        day = issued.astimezone(UTC).date()
+        with self._lock:
+            self._days[day] += 1
+
+    def listed(self, start: datetime, end: datetime) -> None:
+        """Every invoice in [start, end) was added: the days inside it are known."""
+        with self._lock:
+            spans = sorted([*self._listed, (start, end)])
+            merged = [spans[0]]
+            for low, high in spans[1:]:
+                if low <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+                else:
+                    merged.append((low, high))
+            self._listed = merged
+            self._lock.notify_all()
+
+    def plan_listing(self, start: datetime, end: datetime) -> None:
+        """The `invoices` stream will list [start, end) in this sync."""
+        with self._lock:
+            self._planned = (start, end)
+
+    def planned(self) -> tuple[datetime, datetime] | None:
+        """What the `invoices` stream lists, unless it failed (then nobody will)."""
+        with self._lock:
+            return None if self._failed else self._planned
+
+    def stream_stopped(self, reason: str) -> None:
+        """The `invoices` stream stopped (failed, or ended): what it did not list, another lists."""
+        with self._lock:
+            self._failed = reason
+            self._lock.notify_all()
+
+    def finish(self) -> None:
+        """Nothing more will be listed (the listing ended, or failed for good)."""
+        with self._lock:
+            self._finished = True
+            self._lock.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self._finished
+
+    def count(self, day: date) -> int | None:
+        """The invoices of a day, or None while part of the day is not listed."""
+        start, end = day_start(day), day_start(day + timedelta(days=1))
+        with self._lock:
+            if any(low <= start and end <= high for low, high in self._listed):
+                return self._days[day]
+            return None
+
+    def known(self, first: date, last: date) -> list[int]:
+        """The counts of first, first + 1, ... up to last or the first day not known."""
+        counts = []
+        day = first
+        while day <= last:
+            count = self.count(day)
+            if count is None:
+                break
+            counts.append(count)
+            day += timedelta(days=1)
+        return counts
+
+    def unlisted(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The parts of [start, end) not listed yet."""
+        with self._lock:
+            gaps, cursor = [], start
+            for low, high in self._listed:
+                if high <= cursor or low >= end:
+                    continue
+                if low > cursor:
+                    gaps.append((cursor, low))
+                cursor = max(cursor, high)
+            if cursor < end:
+                gaps.append((cursor, end))
+            return gaps
+
+    def wait(self, timeout: float) -> None:
+        """Block until something is listed, the listing ends, or `timeout` seconds pass."""
+        with self._lock:
+            if not self._finished:
+                self._lock.wait(timeout)
