@@ -45,6 +45,8 @@ $(PYAIRBYTE_STAMP): $(PYAIRBYTE_LOCK)
 ## version that still fits; LOCK_FLAGS=--upgrade takes the newest that fit instead, and
 ## LOCK_FLAGS='--upgrade-package NAME' does so for one package. The tests lock is held to the
 ## install lock's versions, so the tests run what the image ships.
+# Every file of each locked release is hashed, so pip may take whichever wheel fits the machine;
+# manylinux_2_28 (glibc 2.28 or newer) is the platform the resolution assumes.
 LOCK_FLAGS :=
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' $(LOCK_FLAGS)
