@@ -6,13 +6,18 @@ FROM docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473
 
 WORKDIR /airbyte/integration_code
 
-# Only what `pip install .` needs; .dockerignore keeps tests, the emulator and caches out as well.
-COPY setup.py main.py ./
+# Only what the install needs; .dockerignore keeps tests, the emulator and caches out as well.
+COPY requirements.lock setup.py main.py ./
 COPY source_sp_invoices ./source_sp_invoices
 
 # Installed as root into the image's Python, so the airbyte user can run it but not change it.
+# First the lock, every package at its version and hash (make lock writes it, make test installs
+# the same versions); then the package alone, built by the locked setuptools rather than one that
+# build isolation would fetch. pip check fails the build if anything else in the image disagrees.
 # The build leftovers go: the installed package is what runs.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
+    && pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && pip check \
     && rm -rf build source_sp_invoices.egg-info
 
 # The base image's user airbyte, by uid: a number lets Kubernetes' runAsNonRoot verify it.

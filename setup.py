@@ -11,8 +11,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["source_sp_invoices", "source_sp_invoices.*"]),
     package_data={"source_sp_invoices": ["spec.json", "schemas/*.json"]},
+    # Ranges a user's pip can resolve; the exact versions the image, make demo and make test
+    # install are in requirements.lock and requirements-tests.lock (make lock writes them from
+    # these lines, integration_tests/test_lock.py fails when the two disagree).
     install_requires=[
-        "airbyte-cdk==7.39.1",
+        "airbyte-cdk>=7.39.1,<8",
         "requests>=2.32,<3",
         "jsonschema>=4.17,<5",
         "isal>=1.6,<2",  # ISA-L: streamed inflate at twice zlib's speed, CRC-32 at eight times
@@ -37,6 +40,8 @@ setup(
             # Airbyte's metadata.yaml schema (ConnectorMetadataDefinitionV0), to validate ours
             "airbyte-connector-models>=0.1.12,<0.2",
             "PyYAML>=6,<7",  # reads metadata.yaml
+            "packaging>=24,<27",  # reads setup.py's requirements and the locks to compare them
+            "uv==0.13.9",  # make lock's resolver: the locks are its output, so it is pinned
         ],
     },
     entry_points={"console_scripts": ["source-sp-invoices=source_sp_invoices.run:run"]},

@@ -1,4 +1,5 @@
-"""The packaging files as the packaging tests read them: metadata.yaml, the Dockerfile, setup.py.
+"""The packaging files as the packaging tests read them: metadata.yaml, the Dockerfile, setup.py,
+the locks and the Makefile's variables.
 
 Each is read the way its consumer reads it (YAML, Docker's instruction syntax, Python's syntax
 tree), never by running it, so a test sees what Airbyte or Docker would see.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from functools import cache
@@ -16,12 +18,23 @@ from typing import Any
 
 import yaml
 from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 METADATA = REPO / "metadata.yaml"
 SETUP_PY = REPO / "setup.py"
+MAKEFILE = REPO / "Makefile"
+# What `make lock` writes: the install (the image's), the install with the tests extra (.venv's),
+# and PyAirbyte's own venv (.venv-pyairbyte).
+LOCK = REPO / "requirements.lock"
+TESTS_LOCK = REPO / "requirements-tests.lock"
+PYAIRBYTE_LOCK = REPO / "requirements-pyairbyte.lock"
+# The annotation uv gives a package that setup.py asks for itself.
+FROM_SETUP_PY = "source-sp-invoices (setup.py)"
 
 
 def load_metadata() -> dict[str, Any]:
@@ -112,3 +125,68 @@ def console_scripts() -> dict[str, str]:
     entry_points = ast.literal_eval(_setup_call()["entry_points"])
     pairs = (line.split("=", 1) for line in entry_points.get("console_scripts", []))
     return {name.strip(): target.strip() for name, target in pairs}
+
+
+def setup_requirements(extra: str | None = None) -> list[Requirement]:
+    """setup.py's install_requires, and those of one of its extras_require when named."""
+    call = _setup_call()
+    lines = list(ast.literal_eval(call["install_requires"]))
+    if extra is not None:
+        lines += ast.literal_eval(call["extras_require"])[extra]
+    return [Requirement(line) for line in lines]
+
+
+def makefile_variable(name: str) -> str:
+    """A simple `NAME := value` of the Makefile."""
+    found = re.search(rf"^{re.escape(name)}\s*:=\s*(.*?)\s*$", MAKEFILE.read_text(), re.MULTILINE)
+    assert found, f"the Makefile sets no {name}"
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One package of a lock: its pin, the hashes of its release's files, and who asked for it."""
+
+    requirement: Requirement
+    hashes: frozenset[str]
+    via: frozenset[str]  # the lock's annotations: the packages or files that require it
+
+    @property
+    def name(self) -> NormalizedName:
+        return canonicalize_name(self.requirement.name)
+
+    @property
+    def version(self) -> Version:
+        """The version of its `==` pin (an entry of another form is no pin: an error)."""
+        (specifier,) = self.requirement.specifier
+        assert specifier.operator == "==", f"{self.requirement} is not pinned with =="
+        return Version(specifier.version)
+
+
+def read_lock(path: Path) -> dict[NormalizedName, LockedPackage]:
+    """A hash-pinned requirements file as uv writes it, by package name.
+
+    An entry is a requirement line and its `--hash` continuations; the comment lines indented
+    under it are its annotations (`# via NAME`, or `# via` and one `#   NAME` a line).
+    """
+    entries: list[tuple[str, list[str]]] = []
+    continued = False
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if continued:
+            entries[-1] = (entries[-1][0] + " " + text.removesuffix("\\"), entries[-1][1])
+        elif text.startswith("#"):
+            annotation = text.lstrip("#").strip().removeprefix("via").strip()
+            if line[0].isspace() and entries and annotation:
+                entries[-1][1].append(annotation)
+        elif text:
+            assert not text.startswith("-"), f"{path.name}: an option line, not expected: {text}"
+            entries.append((text.removesuffix("\\"), []))
+        continued = text.endswith("\\")
+    packages: dict[NormalizedName, LockedPackage] = {}
+    for entry, via in entries:
+        requirement, *hashes = re.split(r"\s+--hash=", entry.strip())
+        package = LockedPackage(Requirement(requirement), frozenset(hashes), frozenset(via))
+        assert package.name not in packages, f"{path.name} locks {package.name} twice"
+        packages[package.name] = package
+    return packages

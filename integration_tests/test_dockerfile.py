@@ -1,11 +1,12 @@
 """The connector image, proven without a Docker engine (none runs here or in CI).
 
 Three ways: hadolint lints the Dockerfile; its instructions, read with dockerfile-parse, are
-checked against metadata.yaml and setup.py; and its build is replayed. The replay stands a fresh
-virtual environment in for the base image's Python and a temporary directory in for the image's
-file system, copies what each COPY names from the build context that .dockerignore leaves (as
-Docker's own matcher computes it), runs each RUN line as written with that environment's tools,
-and then runs the ENTRYPOINT command with `spec` and with `check` against the bundled emulator.
+checked against metadata.yaml, setup.py and the lock; and its build is replayed. The replay stands
+a fresh virtual environment in for the base image's Python and a temporary directory in for the
+image's file system, copies what each COPY names from the build context that .dockerignore leaves
+(as Docker's own matcher computes it), runs each RUN line as written with that environment's
+tools, compares what the environment then holds with the lock, and runs the ENTRYPOINT command
+with `spec` and with `check` against the bundled emulator.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from typing import Any
 
 import pytest
 from docker.utils.build import PatternMatcher
+from packaging.utils import canonicalize_name
 
 from integration_tests.conftest import parse_messages
 from integration_tests.packaging import (
     DOCKERFILE,
     DOCKERIGNORE,
+    LOCK,
+    PYAIRBYTE_LOCK,
     REPO,
+    TESTS_LOCK,
     Instruction,
     console_scripts,
     dockerfile,
@@ -37,6 +42,9 @@ from integration_tests.packaging import (
     exec_form,
     last,
     load_metadata,
+    read_lock,
+    setup_name,
+    setup_version,
 )
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -44,8 +52,8 @@ HADOLINT_CONFIG = REPO / ".hadolint.yaml"
 WORKDIR = "/airbyte/integration_code"
 # The base image's non-root user: `airbyte`, uid 1000, created without a home directory.
 BASE_IMAGE_USER = {"airbyte", "1000"}
-# What the image may hold of the repository: the files `pip install .` needs, nothing else.
-IMAGE_FILES = {"setup.py", "main.py"}
+# What the image may hold of the repository: the files its install needs, nothing else.
+IMAGE_FILES = {LOCK.name, "setup.py", "main.py"}
 IMAGE_PACKAGE = "source_sp_invoices"
 
 
@@ -139,9 +147,37 @@ def test_entrypoint_is_the_console_script_and_airbyte_entrypoint_agrees() -> Non
     assert shlex.split(airbyte_entrypoint) == entrypoint
 
 
+def pip_installs() -> list[list[str]]:
+    """The arguments of each `pip install` of the RUN steps, in order (shell lists split at &&)."""
+    installs = []
+    for step in (i for i in dockerfile_instructions() if i.keyword == "RUN"):
+        command: list[str] = []
+        for word in [*step.words(), "&&"]:
+            if word not in {"&&", "||", ";"}:
+                command.append(word)
+                continue
+            pip = command[2:] if command[:2] in (["python", "-m"], ["python3", "-m"]) else command
+            if pip[:2] == ["pip", "install"]:
+                installs.append(pip[2:])
+            command = []
+    return installs
+
+
+def test_installs_the_lock_with_hashes_then_the_package_alone() -> None:
+    """Nothing is resolved at build time: the image gets the lock's versions, as make test does."""
+    installs = pip_installs()
+    assert len(installs) == 2, f"two installs, the lock then the package: {installs}"
+    lock, package = installs
+    assert "--require-hashes" in lock, lock
+    assert [w for w in lock if not w.startswith("--")] == ["-r", LOCK.name], lock
+    assert {"--no-deps", "--no-build-isolation"} <= set(package), package
+    assert [w for w in package if not w.startswith("-")] == ["."], package
+
+
 def test_dockerignore_keeps_tests_the_emulator_and_secrets_out(tmp_path: Path) -> None:
     """A context holding what a working copy can hold: only the package files get through."""
     wanted = {
+        LOCK.name,
         "setup.py",
         "main.py",
         "source_sp_invoices/__init__.py",
@@ -164,6 +200,8 @@ def test_dockerignore_keeps_tests_the_emulator_and_secrets_out(tmp_path: Path) -
         "README.md",
         "ruff.toml",
         "pytest.ini",
+        TESTS_LOCK.name,
+        PYAIRBYTE_LOCK.name,
         "source_sp_invoices/__pycache__/source.cpython-311.pyc",
         "source_sp_invoices/streams/__pycache__/base.cpython-311.pyc",
         "source_sp_invoices.egg-info/PKG-INFO",
@@ -319,6 +357,34 @@ def test_image_holds_the_package_and_nothing_else(image: ReplayedImage) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert package <= files, f"left out of the image: {sorted(package - files)}"
+
+
+def test_image_holds_exactly_the_locked_versions(image: ReplayedImage) -> None:
+    """The image's Python holds the lock's packages at their versions and the package, no more."""
+    python = str(image.python / "python")
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout)}
+    installed.pop("pip")  # the base image's installer: it installs, it is not installed
+    assert installed.pop(setup_name()) == setup_version()
+    locked = {name: str(package.version) for name, package in read_lock(LOCK).items()}
+    assert installed == locked, {
+        "not locked": sorted(set(installed) - set(locked)),
+        "not installed": sorted(set(locked) - set(installed)),
+        "other version": sorted(n for n in installed.keys() & locked if installed[n] != locked[n]),
+    }
+    checked = subprocess.run(
+        [python, "-m", "pip", "check", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout
 
 
 def test_image_answers_spec(image: ReplayedImage, tmp_path: Path) -> None:
