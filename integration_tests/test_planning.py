@@ -52,7 +52,6 @@ def emulator_for(dataset: Dataset, per_document: int, **readings: Any) -> Emulat
     server = EmulatorServer(
         dataset,
         time_scale=SCALE,
-        log_requests=True,
         max_invoices_per_document=per_document,
         readings=Readings(**readings),
     )

@@ -44,6 +44,16 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             integration_tests/test_metadata.py holds the resourceRequirements of metadata.yaml
             to.
 
+(j) floor   Documents fetched against the floor ceil(N / M), the fewest documents Amazon can give
+            N invoices in documents of at most M, on a dense set (500 invoices in 10 days, M 40:
+            every day over M), a year-like set (20,000 in 365 days, M 500: about 10 % of M a
+            day) and a busy one (100,000 in 365 days, M 500: about half of M a day; one run by
+            default, --busy-runs), every stream selected, default config, scale 240: this
+            version's planned windows next to one-day windows (documents_window_days=1) and to
+            0.4.0's rule (windows doubling until a split, run from git at BASELINE_COMMIT). Also
+            the seconds until the first invoice_documents record (the first document), and the
+            documents of the incremental sync that follows (the lookback days again).
+
 `--only` takes a part's name or letter (`--only memory`, `--only c`), and may be repeated.
 """
 
@@ -51,8 +61,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -648,6 +660,109 @@ def quiet_run(days: int, per_day: int, scale: float, seed: int) -> dict[str, Any
     }
 
 
+BASELINE_COMMIT = "585d82a"  # 0.4.0 as it landed: the last commit before planned windows
+FLOOR_SCALE = 240.0
+FLOOR_SETS = {  # name: (invoices, days, invoices per document)
+    "dense": (500, 10, 40),
+    "year-like": (20_000, 365, 500),
+    "busy": (100_000, 365, 500),
+}
+FLOOR_RULES = ("planned", "one-day", "0.4.0")
+
+
+def spread(total: int, days: int, seed: int) -> list[int]:
+    """`total` invoices over `days` days, each invoice on a day drawn at random."""
+    rng = random.Random(seed)
+    counts = [0] * days
+    for _ in range(total):
+        counts[rng.randrange(days)] += 1
+    return counts
+
+
+def baseline_tree(directory: str) -> Path | None:
+    """0.4.0's package and main.py, from git, to run its rule against the same data sets."""
+    target = Path(directory, "v0.4.0")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", BASELINE_COMMIT, "source_sp_invoices", "main.py"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        return None
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def timed_read(command: list[str], cwd: str | None) -> tuple[float, float | None, dict]:
+    """Run a read; its wall time, the seconds until its first invoice_documents record, and
+    the last state of each stream."""
+    started = time.monotonic()
+    first: float | None = None
+    states: dict[str, Any] = {}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if not line.startswith("{"):
+            continue
+        if first is None and '"stream":"invoice_documents"' in line and '"RECORD"' in line:
+            first = time.monotonic() - started
+        if '"STATE"' in line:
+            message = json.loads(line)
+            stream = message["state"].get("stream") or {}
+            states[stream.get("stream_descriptor", {}).get("name")] = message["state"]
+    if process.wait() != 0:
+        raise RuntimeError(f"{command[:2]} read failed")
+    return time.monotonic() - started, first, states
+
+
+def floor_run(name: str, rule: str, seed: int, baseline: Path | None) -> dict[str, Any] | None:
+    """One backfill of a data set under one rule, and the incremental sync after it."""
+    total, days, per_document = FLOOR_SETS[name]
+    counts = spread(total, days, seed)
+    start = date(2024, 1, 1)
+    dataset = Dataset.generate(
+        seed=seed,
+        start=start,
+        days=days,
+        invoices_per_day=lambda day, _rng: counts[(day - start).days],
+    )
+    end = (start + timedelta(days=days)).isoformat() + "T00:00:00Z"
+    extra = {"documents_window_days": 1} if rule == "one-day" else {}
+    if rule == "0.4.0" and baseline is None:
+        return None
+    with (
+        EmulatorServer(
+            dataset, time_scale=FLOOR_SCALE, max_invoices_per_document=per_document
+        ) as server,
+        tempfile.TemporaryDirectory() as directory,
+    ):
+        server.signer.ttl = 600  # no URL expires on its own on a loaded machine
+        config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end, **extra)
+        command = cli_command(directory, config, ALL_STREAMS)
+        cwd = None
+        if rule == "0.4.0":
+            assert baseline is not None
+            command = [sys.executable, str(baseline / "main.py"), *command[1:]]
+            cwd = str(baseline)
+        wall, first, states = timed_read(command, cwd)
+        documents = len(set(fetched_documents(server)))
+        server.stats.reset()
+        later = cli_command(directory, config, ALL_STREAMS, list(states.values()))
+        if rule == "0.4.0":
+            later = [sys.executable, str(baseline / "main.py"), *later[1:]]  # type: ignore[operator]
+        timed_read(later, cwd)
+        incremental = len(set(fetched_documents(server)))
+    floor = math.ceil(total / per_document)
+    return {
+        "documents": documents,
+        "floor": floor,
+        "ratio": documents / floor,
+        "first_document": first,
+        "wall": wall,
+        "incremental": incremental,
+    }
+
+
 def mb(size: float) -> str:
     return f"{size / 2**20:.2f} MB"
 
@@ -669,6 +784,7 @@ PARTS = {  # name: letter, in the order they run
     "documents": "g",
     "quiet": "h",
     "resources": "i",
+    "floor": "j",
 }
 
 
@@ -684,6 +800,7 @@ def main() -> None:
         help="a part by name or letter (repeatable); all parts without it",
     )
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
+    parser.add_argument("--busy-runs", type=int, default=1, help="runs of (j)'s busy set")
     parser.add_argument(
         "--no-sequential",
         action="store_true",
@@ -869,6 +986,35 @@ def main() -> None:
             f"    median wall {median(r['wall'] for r in runs):.1f} s, median ratio to the "
             f"one-day bound {median(r['ratio'] for r in runs):.3f} (target <= 0.25)"
         )
+
+    if "floor" in parts:
+        print(
+            "\n(j) documents fetched / ceil(N / M), every stream selected, default config, "
+            f"scale {FLOOR_SCALE:g}"
+        )
+        print(f"    0.4.0 is run from git ({BASELINE_COMMIT}); medians of the runs")
+        with tempfile.TemporaryDirectory() as directory:
+            baseline = baseline_tree(directory)
+            if baseline is None:
+                print("    0.4.0: skipped (no git history here)")
+            for name, (total, days, per_document) in FLOOR_SETS.items():
+                count = args.busy_runs if name == "busy" else args.runs
+                print(f"    {name}: {total} invoices, {days} days, M {per_document}")
+                for rule in FLOOR_RULES:
+                    runs = [floor_run(name, rule, seed, baseline) for seed in range(1, count + 1)]
+                    done = [r for r in runs if r is not None]
+                    if not done:
+                        continue
+                    firsts = [r["first_document"] for r in done if r["first_document"]]
+                    print(
+                        f"      {rule + ':':<9} {median(r['documents'] for r in done):.0f} "
+                        f"documents (runs {', '.join(str(r['documents']) for r in done)}), "
+                        f"floor {done[0]['floor']}, ratio "
+                        f"{median(r['ratio'] for r in done):.3f}; first document after "
+                        f"{median(firsts):.1f} s; incremental sync "
+                        f"{median(r['incremental'] for r in done):.0f} documents; wall "
+                        f"{median(r['wall'] for r in done):.0f} s"
+                    )
 
     if "resources" in parts:
         invoices = args.resources_invoices

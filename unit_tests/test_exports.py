@@ -12,6 +12,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_sp_invoices import settings
 from source_sp_invoices.export_pipeline.downloads import BackgroundDownload
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts, day_start
 from source_sp_invoices.export_pipeline.pipeline import (
     CHECKPOINT,
     DateRangeRefused,
@@ -400,18 +401,27 @@ class RefusingApi(FakeApi):
         return super().create_export(window)
 
 
-def test_a_date_range_amazon_refuses_is_halved_and_never_planned_again(caplog):
+def test_a_date_range_amazon_refuses_is_searched_down_to_the_longest_it_takes(caplog):
+    """A quiet seller: the plan wants one window for the 59 days after the first, Amazon takes 5
+    at most. Each refusal halves the way between the longest range taken and the shortest
+    refused, never asking a refused length again, until windows span exactly 5 days."""
     windows = day_windows(date(2024, 1, 1), date(2024, 2, 29), 1)  # 60 days
     api = RefusingApi(longest=5)
+    counts = InvoiceCounts()
+    counts.listed(day_start(date(2024, 1, 1)), day_start(date(2024, 3, 1)))  # no invoice
+    pipeline = pipeline_for(api, windows, ahead=1, max_days=None, counts=counts)
     with caplog.at_level(logging.WARNING):
-        run(pipeline_for(api, windows, ahead=1, max_days=None))
+        run(pipeline)
     created = [Window.from_key(key) for key, _ in api.created]
     assert all(window.days <= 5 for window in created)
     # every day is exported exactly once, in order
     days = [w.first + timedelta(days=n) for w in created for n in range(w.days)]
     assert days == [date(2024, 1, 1) + timedelta(days=n) for n in range(60)]
-    assert len(api.refused) == 1  # 8 days refused once; 4 days after that, never 8 again
-    assert sum("Amazon refused the 8-day window" in r.message for r in caplog.records) == 1
+    refused = [Window.from_key(key).days for key in api.refused]
+    assert refused == sorted(set(refused), reverse=True) and refused[0] == 59
+    assert len(refused) <= 6 and pipeline.planner.longest_range == 5
+    assert [w.days for w in created][-3:-1] == [5, 5]  # the longest Amazon takes, from then on
+    assert sum("Amazon refused the 59-day window" in r.message for r in caplog.records) == 1
 
 
 def test_a_single_day_amazon_refuses_fails_naming_it():

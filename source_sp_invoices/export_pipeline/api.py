@@ -113,7 +113,7 @@ class SpApiExports:
         returned. Amazon takes it, or refuses it for something else than its dates (it got
         past the form): that form is kept, said once, and that answer counts. Amazon refuses
         its dates too: the answer that reads as a range too long came in the form Amazon takes,
-        so that form is kept and that answer returned (the pipeline halves the window); when
+        so that form is kept and that answer returned (the pipeline shortens the window); when
         both or neither read so, the first form stays unknown and the first answer counts."""
         self._date_times = not self._date_times
         answer = self._send("POST", "exports", json=self._body(window))

@@ -314,7 +314,7 @@ class DocumentPass:
             state["invoicesPerDocument"] = size.exact
         elif size.at_least:
             state["fullestDocument"] = size.at_least
-        longest = self.pipeline.longest_range or self._longest_range
+        longest = self.planner.longest_range or self._longest_range
         if longest:
             state["longestRangeDays"] = longest
         return state

@@ -181,7 +181,7 @@ class ExportPipeline:
     invoices getInvoices counts for each day, to fill documents. An export is created ahead
     while the documents already known would not keep getInvoicesDocument busy for the minute or
     two an export takes to process. Amazon can refuse a date range as too long (a 400 that says
-    so): `longest_range` then holds the longest range Amazon may take, which the stream's state
+    so): the planner then searches for the longest range Amazon takes, which the stream's state
     keeps for later syncs.
     """
 
@@ -206,7 +206,6 @@ class ExportPipeline:
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
         self.planner = planner
         self._replan_at = 0.0  # when to ask the planner again after it chose to wait
-        self.longest_range: int | None = None  # learnt from a 400 in this sync
         self.last_day = last_day
         self.completed: Window | None = None  # the last window read to its end
         self._next_day = first_day
@@ -386,6 +385,7 @@ class ExportPipeline:
                 break
             except DateRangeRefused as refused:
                 self._shorten(job, refused.reason)
+        self.planner.created(job.window)
         job.attempts += 1
         job.status = REQUESTED
         job.document_ids, job.documents_done, job.polls, job.unknown_polls = [], [], 0, 0
@@ -398,8 +398,9 @@ class ExportPipeline:
         )
 
     def _shorten(self, job: Job, reason: str) -> None:
-        """Amazon refused the window's date range as too long: halve it, and never plan a
-        longer one in this sync. The days it drops are planned next."""
+        """Amazon refused the window's date range as too long: shorten it as the planner says
+        (halfway to the longest range Amazon took), and never plan one as long again in this
+        sync. The days it drops are planned next."""
         days = job.window.days
         if days <= 1:
             raise AirbyteTracedException(
@@ -407,10 +408,9 @@ class ExportPipeline:
                 failure_type=FailureType.system_error,
             )
         longest = self.planner.refused(days)
-        self.longest_range = longest
         self._logger.warning(
-            f"Amazon refused the {days}-day window {job.window} ({reason}): windows now span at "
-            f"most {longest} day(s)."
+            f"Amazon refused the {days}-day window {job.window} ({reason}): trying {longest} "
+            f"day(s); windows stay shorter than {days} day(s)."
         )
         job.window = Window(job.window.first, job.window.first + timedelta(longest - 1))
         job.counted = self.planner.expected_invoices(job.window)

@@ -116,7 +116,9 @@ class WindowPlanner:
         self.counts = counts
         self._logger = logger
         self.size = size
-        self.max_days = max_days
+        self._limit = max_days  # documents_window_days, or the longest range an earlier sync kept
+        self._accepted = 0  # the longest range Amazon took in this sync
+        self._refused: int | None = None  # the shortest range it refused as too long
         self._first_days = max(1, first_days)
         self._planned = 0  # windows planned in this sync
         self._probing: Window | None = None  # a probe whose documents have not said M yet
@@ -129,10 +131,30 @@ class WindowPlanner:
 
     # What the pipeline tells.
 
+    @property
+    def max_days(self) -> int | None:
+        """The longest window to plan: the limit given, and, once Amazon refused a range, the
+        middle between the longest it took and the shortest it refused (a search that ends at
+        the longest range Amazon takes, at one refused export each step)."""
+        if self._refused is None:
+            return self._limit
+        trial = max(1, self._accepted, (self._accepted + self._refused) // 2)
+        return trial if self._limit is None else min(self._limit, trial)
+
+    @property
+    def longest_range(self) -> int | None:
+        """The longest range Amazon took, once it refused a longer one (for the state)."""
+        return self._accepted or None if self._refused is not None else None
+
     def refused(self, days: int) -> int:
-        """Amazon refused a range of `days` days as too long: never plan one so long again."""
-        self.max_days = max(1, days // 2)
-        return self.max_days
+        """Amazon refused a range of `days` days as too long: the days to try instead."""
+        self._refused = min(days, self._refused or days)
+        self._accepted = min(self._accepted, days - 1)
+        return min(days - 1, self.max_days or 1)
+
+    def created(self, window: Window) -> None:
+        """Amazon took an export of the window's range."""
+        self._accepted = max(self._accepted, window.days)
 
     def export_done(self, window: Window, documents: int, counted: int | None) -> None:
         """An export whose days were counted to hold `counted` invoices is DONE with
