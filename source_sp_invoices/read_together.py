@@ -84,7 +84,11 @@ def read_together(
 
     `counts` is what the source's `invoices` streams count into (None: no counting)."""
     documents = [c for c in catalog.streams if c.stream.name in DOCUMENT_STREAMS]
-    others = [c for c in catalog.streams if c.stream.name not in DOCUMENT_STREAMS]
+    # `invoices` first among the others: its pages are what the export plan is counted from.
+    others = sorted(
+        (c for c in catalog.streams if c.stream.name not in DOCUMENT_STREAMS),
+        key=lambda c: c.stream.name != Invoices.name,
+    )
     if not documents:
         yield from cdk_read(catalog)
         return

@@ -121,7 +121,9 @@ class WindowPlanner:
         self._refused: int | None = None  # the shortest range it refused as too long
         self._first_days = max(1, first_days)
         self._planned = 0  # windows planned in this sync
-        self._probing: Window | None = None  # a probe whose documents have not said M yet
+        # The first day of a probe whose documents have not said M yet (a day, not a window: a
+        # refused range shortens the window, not the probe).
+        self._probing: date | None = None
         self._errors: list[int] = []  # read minus counted invoices of the windows read
         self._last_days = self._first_days  # the days of the last window planned
         self._read_days = 0
@@ -144,7 +146,7 @@ class WindowPlanner:
     @property
     def longest_range(self) -> int | None:
         """The longest range Amazon took, once it refused a longer one (for the state)."""
-        return self._accepted or None if self._refused is not None else None
+        return (self._accepted or None) if self._refused is not None else None
 
     def refused(self, days: int) -> int:
         """Amazon refused a range of `days` days as too long: the days to try instead."""
@@ -158,10 +160,12 @@ class WindowPlanner:
 
     def export_done(self, window: Window, documents: int, counted: int | None) -> None:
         """An export whose days were counted to hold `counted` invoices is DONE with
-        `documents` documents: one document says M is at least the count."""
-        if documents == 1 and counted:
-            self.size.at_least = max(self.size.at_least, counted)
-        if self._probing == window and documents <= 1:
+        `documents` documents: M is at least the count over the documents (less the margin of
+        error of the counts), before any of them is read."""
+        if documents and counted:
+            least = math.ceil(max(0, counted - self.margin()) / documents)
+            self.size.at_least = max(self.size.at_least, least)
+        if self._probing == window.first and documents <= 1:
             self._probing = None
 
     def document_read(self, window: Window, invoices: int, documents: int) -> None:
@@ -177,7 +181,7 @@ class WindowPlanner:
                     f"{invoices} invoices."
                 )
             size.exact = invoices
-        if self._probing == window and size.exact:
+        if size.exact:
             self._probing = None
 
     def window_read(self, window: Window, invoices: int, documents: int) -> None:
@@ -196,7 +200,7 @@ class WindowPlanner:
                 f"Window {window}: {invoices} invoice(s) came in {documents} documents: "
                 f"planning documents of {self.size.exact} invoices from now on."
             )
-        if self._probing == window:
+        if self._probing == window.first:
             self._probing = None
 
     # What the pipeline asks.
@@ -277,7 +281,7 @@ class WindowPlanner:
         self._planned += 1
         self._last_days = days
         if probe:
-            self._probing = window
+            self._probing = first
         invoices = sum(counts[:days]) if len(counts) >= days else None
         return Planned(window, invoices, probe)
 
