@@ -20,7 +20,7 @@ import pytest
 
 from integration_tests.conftest import ALL_STREAMS, START, CliRun, catalog, state_of
 from integration_tests.test_one_pass import DOCUMENT_STREAMS, document_fetches, items_of
-from sp_api_emulator import Dataset, EmulatorServer, Readings
+from sp_api_emulator import Dataset, EmulatorServer, Readings, day_counts, spread
 from sp_api_emulator.server import BARE_DATE_ZONES
 
 SCALE = 240.0  # an emulator minute in a quarter of a second: a document every 0.25 s
@@ -31,20 +31,8 @@ STATE_0_4_0 = Path(__file__).parent / "state_0_4_0.json"
 def seller(counts: list[int], seed: int) -> Dataset:
     """A data set of exactly `counts[n]` invoices on day n."""
     return Dataset.generate(
-        seed=seed,
-        start=FIRST_DAY,
-        days=len(counts),
-        invoices_per_day=lambda day, _rng: counts[(day - FIRST_DAY).days],
+        seed=seed, start=FIRST_DAY, days=len(counts), invoices_per_day=day_counts(counts, FIRST_DAY)
     )
-
-
-def spread(total: int, days: int, seed: int) -> list[int]:
-    """`total` invoices over `days` days, each invoice on a day drawn at random."""
-    rng = random.Random(seed)
-    counts = [0] * days
-    for _ in range(total):
-        counts[rng.randrange(days)] += 1
-    return counts
 
 
 def emulator_for(dataset: Dataset, per_document: int, **readings: Any) -> EmulatorServer:

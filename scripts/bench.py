@@ -64,7 +64,6 @@ import json
 import math
 import os
 import platform
-import random
 import signal
 import statistics
 import subprocess
@@ -82,7 +81,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sp_api_emulator import Dataset, EmulatorServer, day_profile  # noqa: E402
+from sp_api_emulator import Dataset, EmulatorServer, day_counts, day_profile, spread  # noqa: E402
 
 CLI = Path(sys.executable).parent / "source-sp-invoices"
 DOCUMENT_RATE = 0.0167  # getInvoicesDocument's usage plan, requests per second
@@ -670,15 +669,6 @@ FLOOR_SETS = {  # name: (invoices, days, invoices per document)
 FLOOR_RULES = ("planned", "one-day", "0.4.0")
 
 
-def spread(total: int, days: int, seed: int) -> list[int]:
-    """`total` invoices over `days` days, each invoice on a day drawn at random."""
-    rng = random.Random(seed)
-    counts = [0] * days
-    for _ in range(total):
-        counts[rng.randrange(days)] += 1
-    return counts
-
-
 def baseline_tree(directory: str) -> Path | None:
     """0.4.0's package and main.py, from git, to run its rule against the same data sets."""
     target = Path(directory, "v0.4.0")
@@ -721,10 +711,7 @@ def floor_run(name: str, rule: str, seed: int, baseline: Path | None) -> dict[st
     counts = spread(total, days, seed)
     start = date(2024, 1, 1)
     dataset = Dataset.generate(
-        seed=seed,
-        start=start,
-        days=days,
-        invoices_per_day=lambda day, _rng: counts[(day - start).days],
+        seed=seed, start=start, days=days, invoices_per_day=day_counts(counts, start)
     )
     end = (start + timedelta(days=days)).isoformat() + "T00:00:00Z"
     extra = {"documents_window_days": 1} if rule == "one-day" else {}

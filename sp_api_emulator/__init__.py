@@ -30,7 +30,7 @@ from .exports import (
     ExportTiming,
 )
 from .faults import DOWNLOAD_OPERATION, Faults
-from .generator import day_profile
+from .generator import day_counts, day_profile, spread
 from .lwa import TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_REFRESH_TOKEN, LwaCredentials
 from .models import Invoice
 from .nfe_xml import ENCODINGS, encoding_for
@@ -75,7 +75,9 @@ __all__ = [
     "UsagePlan",
     "WallClock",
     "day_bounds",
+    "day_counts",
     "day_profile",
     "encoding_for",
     "render_nfe",
+    "spread",
 ]

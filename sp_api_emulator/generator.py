@@ -152,6 +152,21 @@ def day_profile(
     return count
 
 
+def spread(total: int, days: int, seed: int) -> list[int]:
+    """Exactly `total` invoices over `days` days, each on a day drawn at random (seeded): a
+    data set whose size is known exactly, as "20,000 invoices in a year" says."""
+    rng = random.Random(seed)
+    counts = [0] * days
+    for _ in range(total):
+        counts[rng.randrange(days)] += 1
+    return counts
+
+
+def day_counts(counts: list[int], start: date) -> Callable[[date, random.Random], int]:
+    """Return a DayCount of `counts[n]` invoices on the n-th day from `start`."""
+    return lambda day, _rng: counts[(day - start).days]
+
+
 def resolve_day_count(spec: DayCount, day: date, rng: random.Random) -> int:
     """Turn a DayCount into the number of invoices of one day."""
     if isinstance(spec, int):
