@@ -230,6 +230,7 @@ class DocumentPass:
             for event in pipeline.read_window(window):
                 if event is CHECKPOINT:
                     yield from self._states(pipeline.current_window, finished=False)
+                    self._summarise(pipeline.current_window.first)
                     continue
                 assert isinstance(event, Entry)
                 invoices += 1
@@ -238,7 +239,7 @@ class DocumentPass:
             assert done is not None
             yield from self._states(done, finished=True)
             yield from self._window_done(done, invoices)
-            self._summarise()
+            self._summarise(done.last + timedelta(days=1))
         for output in self._outputs:
             self.logger.info(output.progress.summary(output.stream.name))
 
@@ -386,13 +387,10 @@ class DocumentPass:
             "every day is listed."
         )
 
-    def _summarise(self) -> None:
-        """Once every day left is listed, say how many documents it takes and how long (once
-        M is known; before, once, that it is not)."""
-        if self._summarised == "documents" or self.pipeline.completed is None:
-            return
-        first = self.pipeline.completed.last + timedelta(days=1)
-        if first > self.last:
+    def _summarise(self, first: date) -> None:
+        """Once every day from `first` on is listed, say how many documents they take and how
+        long (once M is known; before, once, that it is not)."""
+        if self._summarised == "documents" or first > self.last:
             return
         forecast = self.planner.forecast(first, self.last)
         if forecast is None or (forecast.documents is None and self._summarised):
