@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 
 from conftest import validate_records
 from source_sp_invoices import SourceSpInvoices, settings
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from unit_tests.conftest import API_URL
 
 ATTRIBUTES = {
@@ -526,3 +528,58 @@ def test_a_later_page_refused_under_both_readings_fails_quoting_amazon(lwa, requ
     message = output.errors[0].trace.error.message
     assert "both alone and with the first page's arguments" in message and "Bad token." in message
     assert len(refused) == 2  # one switch, never a loop
+
+
+def invoices_counting(config) -> tuple[Any, Any]:
+    """The source's invoices stream, counting each day's invoices for the export plan."""
+    stream = next(s for s in SourceSpInvoices().streams(config) if s.name == "invoices")
+    stream.counts = InvoiceCounts()
+    return stream, stream.counts
+
+
+def test_the_invoices_of_each_day_are_counted_from_the_pages_as_they_pass(
+    lwa, requests_mock, config
+):
+    """Pages come in ascending order: a day is known once a later day's invoice shows, before
+    the window ends; an invoice at the window's end instant is the next window's (bounds are
+    inclusive), so it is not counted twice."""
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        [
+            {
+                "json": {
+                    "invoices": [
+                        invoice(1, "2024-01-01T10:00:00Z"),
+                        invoice(2, "2024-01-01T23:00:00.500Z"),
+                        invoice(3, "2024-01-03T08:00:00Z"),
+                    ],
+                    "nextToken": "page-2",
+                }
+            },
+            {"json": {"invoices": [invoice(4, "2024-01-04T00:00:00Z")]}},
+        ],
+    )
+    stream, counts = invoices_counting(config)
+    window = {"dateStart": "2024-01-01T00:00:00Z", "dateEnd": "2024-01-04T00:00:00Z"}
+    records = stream.window_records(window)
+    for _ in range(3):  # the first page
+        next(records)
+    assert counts.known(date(2024, 1, 1), date(2024, 1, 3)) == [2, 0]  # the 3rd still open
+    assert [r["id"] for r in records] == ["inv-4"]  # the second page: the end instant
+    assert counts.known(date(2024, 1, 1), date(2024, 1, 4)) == [2, 0, 1]
+
+
+def test_a_failing_invoices_stream_leaves_its_days_to_the_counting_listing(
+    lwa, requests_mock, config
+):
+    requests_mock.get(
+        f"{API_URL}/invoices",
+        status_code=400,
+        json={"errors": [{"code": "InvalidInput", "message": "bad", "details": ""}]},
+    )
+    stream, counts = invoices_counting(config)
+    counts.plan_listing(*stream.planned_range(SyncMode.full_refresh))
+    window = {"dateStart": "2024-01-01T00:00:00Z", "dateEnd": "2024-01-08T00:00:00Z"}
+    with pytest.raises(Exception, match="bad"):
+        list(stream.read_records(SyncMode.full_refresh, stream_slice={**window, "window": "1/1"}))
+    assert counts.planned() is None  # what it planned to list is no longer its own

@@ -10,7 +10,7 @@ from airbyte_cdk.models import SyncMode
 
 from source_sp_invoices import settings
 from source_sp_invoices.dates import date_windows, format_datetime, parse_datetime
-from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts, day_start
 from source_sp_invoices.state import read_state_datetime
 from source_sp_invoices.streams.base import PagedSpApiStream
 
@@ -126,11 +126,17 @@ class Invoices(PagedSpApiStream):
             return
         start = parse_datetime(stream_slice["dateStart"])
         end = parse_datetime(stream_slice["dateEnd"])
+        reached = start.date()
         for record in records:
             issued = _issued(record)
             # Bounds are inclusive: an invoice at the end instant is the next window's too.
             if issued is not None and issued != end:
                 counts.add(issued)
+                # Pages come in ascending order: the days before this invoice's are listed, so
+                # a long window of getInvoices gives the plan its days one by one.
+                if issued.date() > reached:
+                    reached = issued.date()
+                    counts.listed(start, max(start, day_start(reached)))
             yield record
         counts.listed(start, end)
 
