@@ -688,9 +688,10 @@ def baseline_tree(directory: str) -> Path | None:
 def timed_read(
     command: list[str], cwd: str | None, clock: Callable[[], float]
 ) -> tuple[float, float | None, dict]:
-    """Run a read; its wall time, when (on `clock`) its first invoice_documents record came,
-    and the last state of each stream."""
+    """Run a read; its wall time, the time (on `clock`) from its first message, once the
+    process is up, to its first invoice_documents record, and the last state of each stream."""
     started = time.monotonic()
+    up: float | None = None
     first: float | None = None
     states: dict[str, Any] = {}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
@@ -698,8 +699,9 @@ def timed_read(
     for line in process.stdout:
         if not line.startswith("{"):
             continue
+        up = clock() if up is None else up
         if first is None and '"stream":"invoice_documents"' in line and '"RECORD"' in line:
-            first = clock()
+            first = clock() - up
         if '"STATE"' in line:
             message = json.loads(line)
             stream = message["state"].get("stream") or {}
@@ -735,13 +737,12 @@ def floor_run(name: str, rule: str, seed: int, baseline: Path | None) -> dict[st
             assert baseline is not None
             command = [sys.executable, str(baseline / "main.py"), *command[1:]]
             cwd = str(baseline)
-        started = server.exports.now()
         wall, first, states = timed_read(command, cwd, server.exports.now)
         # The first document's wait, in Amazon's (emulator) seconds: from the sync's start, and
         # beyond the time Amazon took to process the first export (the connector's own part).
         exports = sorted(server.exports.all(), key=lambda export: export.created_at)
         processing = exports[0].finished_at - exports[0].created_at
-        first_wait = None if first is None else first - started
+        first_wait = first
         documents = len(set(fetched_documents(server)))
         server.stats.reset()
         later = cli_command(directory, config, ALL_STREAMS, list(states.values()))
