@@ -801,6 +801,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
     parser.add_argument("--busy-runs", type=int, default=1, help="runs of (j)'s busy set")
     parser.add_argument(
+        "--floor-set",
+        choices=list(FLOOR_SETS),
+        action="append",
+        help="a data set of (j) (repeatable); all of them without it",
+    )
+    parser.add_argument(
         "--no-sequential",
         action="store_true",
         help="skip the sequential loop of (a): it does not use the connector, and takes 15 min",
@@ -997,6 +1003,8 @@ def main() -> None:
             if baseline is None:
                 print("    0.4.0: skipped (no git history here)")
             for name, (total, days, per_document) in FLOOR_SETS.items():
+                if args.floor_set and name not in args.floor_set:
+                    continue
                 count = args.busy_runs if name == "busy" else args.runs
                 print(f"    {name}: {total} invoices, {days} days, M {per_document}")
                 for rule in FLOOR_RULES:
