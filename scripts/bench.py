@@ -801,6 +801,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="days of the bound data set")
     parser.add_argument("--busy-runs", type=int, default=1, help="runs of (j)'s busy set")
     parser.add_argument(
+        "--floor-rule",
+        choices=list(FLOOR_RULES),
+        action="append",
+        help="a rule of (j) (repeatable); all of them without it",
+    )
+    parser.add_argument(
         "--floor-set",
         choices=list(FLOOR_SETS),
         action="append",
@@ -1008,6 +1014,8 @@ def main() -> None:
                 count = args.busy_runs if name == "busy" else args.runs
                 print(f"    {name}: {total} invoices, {days} days, M {per_document}")
                 for rule in FLOOR_RULES:
+                    if args.floor_rule and rule not in args.floor_rule:
+                        continue
                     runs = [floor_run(name, rule, seed, baseline) for seed in range(1, count + 1)]
                     done = [r for r in runs if r is not None]
                     if not done:

@@ -156,5 +156,7 @@ PLAN_HORIZON_DOCUMENTS: Final = 30  # counts this far ahead are enough to plan t
 # two, about two documents), and how few documents left make planning urgent.
 EXPORTS_AHEAD_DOCUMENTS: Final = 3
 EXPORT_LEAD_DOCUMENTS: Final = 2
-# How long the first window of a sync waits for getInvoices' first counts when M is known.
+# How long the first window of a sync waits for getInvoices' first counts when M is known, and
+# how soon a planner that waits for counts or for M is asked again.
 FIRST_PLAN_WAIT_SECONDS: Final = 30.0
+PLAN_RECHECK_SECONDS: Final = 0.1

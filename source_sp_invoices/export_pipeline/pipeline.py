@@ -368,9 +368,12 @@ class ExportPipeline:
                 documents, unknown = self._queued()
                 urgent = not unknown and documents <= settings.EXPORT_LEAD_DOCUMENTS
                 if not self._plan(urgent):
-                    # The planner waits for counts or for M: ask again a poll interval later.
+                    # The planner waits for counts or for M: ask again a little later (not
+                    # sooner than PLAN_RECHECK_SECONDS, however fast Amazon lets polls go).
                     interval = settings.EXPORT_POLL_FIRST_INTERVALS * self._poll_unit()
-                    self._replan_at = self._clock.now() + interval
+                    self._replan_at = self._clock.now() + max(
+                        interval, settings.PLAN_RECHECK_SECONDS
+                    )
                     return
                 continue
             if job is not current and self._api.create_slot_wait() > 0:
