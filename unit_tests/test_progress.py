@@ -7,22 +7,7 @@ from datetime import date
 import pytest
 
 from source_sp_invoices.export_pipeline.progress import Progress, duration
-from source_sp_invoices.export_pipeline.windows import Window, windows_needed
-
-
-@pytest.mark.parametrize(
-    ("days", "first", "most", "expected"),
-    [
-        (1, 1, 7, 1),
-        (30, 1, 1, 30),  # one-day windows only
-        (30, 1, 7, 7),  # 1 + 2 + 4 + 7 + 7 + 7 + 7 = 35 >= 30
-        (7, 1, 7, 3),  # 1 + 2 + 4
-        (365, 7, 7, 53),  # a learnt size of 7 from the start
-        (10, 4, 8, 2),
-    ],
-)
-def test_the_fewest_windows_follow_the_pipelines_doubling(days, first, most, expected):
-    assert windows_needed(days, first, most) == expected
+from source_sp_invoices.export_pipeline.windows import Window
 
 
 @pytest.mark.parametrize(

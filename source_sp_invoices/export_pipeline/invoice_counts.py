@@ -36,7 +36,7 @@ class InvoiceCounts:
         self._days: Counter[date] = Counter()
         self._listed: list[tuple[datetime, datetime]] = []  # disjoint, sorted [start, end)
         self._planned: tuple[datetime, datetime] | None = None
-        self._failed: str | None = None  # why the `invoices` stream's listing stopped
+        self._stopped: str | None = None  # why the `invoices` stream stopped listing, if it did
         self._finished = False  # no listing will add anything more
 
     def add(self, issued: datetime) -> None:
@@ -66,12 +66,12 @@ class InvoiceCounts:
     def planned(self) -> tuple[datetime, datetime] | None:
         """What the `invoices` stream lists, unless it failed (then nobody will)."""
         with self._lock:
-            return None if self._failed else self._planned
+            return None if self._stopped else self._planned
 
     def stream_stopped(self, reason: str) -> None:
         """The `invoices` stream stopped (failed, or ended): what it did not list, another lists."""
         with self._lock:
-            self._failed = reason
+            self._stopped = reason
             self._lock.notify_all()
 
     def finish(self) -> None:

@@ -18,9 +18,10 @@ What it knows:
 
 Before M is known, the first window is small, as before planning existed (its document comes
 first), and the next one is a probe of many invoices: it splits, and its fullest document says
-M. Windows never span more days than the longest range Amazon accepts (learnt from its 400) or
-documents_window_days, nor hold more than MAX_DOCUMENTS_PER_EXPORT documents, so that an export
-Amazon loses costs little to export again.
+M. Windows never span more days than documents_window_days or the longest range Amazon accepts
+(searched for from its 400s: halfway between the longest range it took and the shortest it
+refused), nor hold more than MAX_DOCUMENTS_PER_EXPORT documents, so that an export Amazon loses
+costs little to export again.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class DocumentSize:
     """What is known of M, the most invoices one export document holds."""
 
     exact: int | None = None  # the fullest document of an export that split
-    at_least: int = 0  # the most invoices seen in one document
+    # A lower bound of M: the most invoices one document held, or a DONE export's count over
+    # its documents.
+    at_least: int = 0
 
     def usable(self) -> int | None:
         """M, or the best lower bound of it (0: nothing known)."""

@@ -1,4 +1,4 @@
-"""Windows of whole UTC days, as createInvoicesExport takes them, and how their size grows."""
+"""Windows of whole UTC days, as createInvoicesExport takes them (planner.py chooses them)."""
 
 from __future__ import annotations
 
@@ -38,20 +38,3 @@ def day_windows(first: date, last: date, days: int) -> list[Window]:
         windows.append(Window(first, end))
         first = end + timedelta(days=1)
     return windows
-
-
-def grown(days: int, ceiling: int) -> int:
-    """The size of the next window: twice the last, up to the ceiling. A seller whose exports
-    are one document needs few of them (the one-call-a-minute limit counts documents)."""
-    return min(days * 2, ceiling)
-
-
-def windows_needed(days: int, first_size: int, max_size: int) -> int:
-    """The fewest windows that cover `days` when each export is one document: sizes start at
-    `first_size` and double up to `max_size`, as the export pipeline grows them."""
-    count, size, covered = 0, max(1, first_size), 0
-    while covered < days:
-        covered += size
-        count += 1
-        size = grown(size, max(1, max_size))
-    return count
