@@ -138,15 +138,22 @@ def test_a_busy_seller_needs_at_most_5_percent_and_one_document_more_than_the_fl
         assert fetched(server) <= 1.05 * floor + 1, (fetched(server), floor)
 
 
-def test_with_invoices_not_selected_the_days_are_counted_and_no_invoice_emitted(cli):
+@pytest.mark.parametrize("pagination", ["token_alone", "same_arguments"])
+def test_with_invoices_not_selected_the_days_are_counted_and_no_invoice_emitted(cli, pagination):
+    """The listing of its own pages through getInvoices under either nextToken rule of the
+    model (350 invoices a week: two pages a window)."""
     counts = [50] * 10
-    with emulator_for(seller(counts, seed=4), per_document=40) as server:
+    with emulator_for(seller(counts, seed=4), 40, pagination=pagination) as server:
         config = server.connector_config(START, replication_end_date="2024-01-11T00:00:00Z")
         run = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS))
         assert run.returncode == 0, run.errors()
         assert run.records("invoices") == []
-        assert server.stats.count("getInvoices", 200) >= 1  # counted by a listing of its own
+        assert server.stats.count("getInvoices", 200) == 3  # counted by a listing of its own
+        documents = Counter(r["invoiceId"] for r in run.records("invoice_documents"))
+        assert len(documents) == 500 and set(documents.values()) == {1}
         assert fetched(server) <= 14
+        switched = "sending nextToken with the first page's arguments" in run.logs()
+        assert switched == (pagination == "same_arguments")
 
 
 def test_one_listing_serves_invoices_and_the_plan(cli):
