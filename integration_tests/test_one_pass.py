@@ -304,8 +304,8 @@ def test_a_quiet_seller_needs_few_documents_and_windows_learn_amazons_longest_ra
         for m in run.logs().splitlines()
         if "-day window" in m and "Amazon refused the" in m
     ]
-    # 59 refused, then 29 and 14; 7 taken, then 10; 12 and 11 refused: each length asked once,
-    # halfway between the longest taken and the shortest refused, until they meet at 10
-    assert refusals == [59, 29, 14, 12, 11] and refused == len(refusals)
+    # 1 day taken; 59, 30 and 15 refused; 8 taken; 11 refused; 9 and 10 taken: each length
+    # asked once, halfway between the longest taken and the shortest refused, until they meet
+    assert refusals == [59, 30, 15, 11] and refused == len(refusals)
     assert sizes[0] == 1 and max(sizes) == 10 and sum(sizes) == 60
     assert documents == len(windows) <= 8  # one-day windows: 60
