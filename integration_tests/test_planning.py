@@ -55,7 +55,9 @@ def read_everything(cli, server: EmulatorServer, days: int, **extra: Any) -> Cli
     return run
 
 
-def assert_exact(run: CliRun, server: EmulatorServer, days: int) -> set[str]:
+def assert_exact(
+    run: CliRun, server: EmulatorServer, days: int, per_document: int | None = None
+) -> set[str]:
     """Every stream holds what the emulator holds, each invoice once per document stream, and
     no request was refused for its rate; returns the invoices exported."""
     dataset, readings = server.dataset, server.readings
@@ -82,7 +84,8 @@ def assert_exact(run: CliRun, server: EmulatorServer, days: int) -> set[str]:
     assert server.stats.count(status=429) == 0
     final = [run.states(stream)[-1] for stream in DOCUMENT_STREAMS]
     assert final[0] == final[1] and final[0]["dateEnd"] == last.isoformat()
-    assert final[0]["invoicesPerDocument"] == server.exports.max_invoices_per_document
+    expected = per_document or server.exports.max_invoices_per_document
+    assert final[0]["invoicesPerDocument"] == expected
     return exported
 
 
@@ -217,3 +220,12 @@ def test_a_state_0_4_0_wrote_mid_backfill_is_resumed_without_exporting_a_saved_w
         final = [run.states(stream)[-1] for stream in DOCUMENT_STREAMS]
         assert final[0] == final[1] and final[0]["dateEnd"] == "2024-01-30"
         assert "windowDays" not in final[0] and final[0]["invoicesPerDocument"] == 100
+
+
+def test_under_the_reading_of_one_xml_file_a_document_every_invoice_is_read_once(cli):
+    """The model's example URL ends in .xml: each document one invoice, so M is 1 and no plan
+    can do better than a document an invoice; the plan must not lose or repeat one."""
+    with emulator_for(seller([8] * 5, seed=7), 40, document_body="xml") as server:
+        run = read_everything(cli, server, days=5)
+        exported = assert_exact(run, server, days=5, per_document=1)
+        assert fetched(server) == len(exported) == 40
