@@ -82,7 +82,8 @@ def read_together(
     """Every message of the catalog's streams: the document streams in one pass, the others
     through `cdk_read` (the CDK's loop over a catalog), both groups at the same time.
 
-    `counts` is what the source's `invoices` streams count into (None: no counting)."""
+    `counts` is what the source's `invoices` streams count into (source.py wires them); it is
+    needed when a document stream is selected."""
     documents = [c for c in catalog.streams if c.stream.name in DOCUMENT_STREAMS]
     # `invoices` first among the others: its pages are what the export plan is counted from.
     others = sorted(
@@ -92,7 +93,7 @@ def read_together(
     if not documents:
         yield from cdk_read(catalog)
         return
-    counts = counts or InvoiceCounts()
+    assert counts is not None, "the source's invoices streams count for the export plan"
     invoices = next((c for c in others if c.stream.name == Invoices.name), None)
     if invoices is not None:
         _announce_listing(counts, invoices, state, document_streams)
@@ -164,8 +165,7 @@ def _read_documents(
         document_pass = DocumentPass(selected, counts)  # type: ignore[arg-type]
         if document_pass.plans_from_counts:
             invoices = instances[Invoices.name]
-            assert isinstance(invoices, Invoices)
-            invoices.counts = counts
+            assert isinstance(invoices, Invoices) and invoices.counts is counts
             first, last = document_pass.first, document_pass.last
             listing = CountListing(invoices, counts, first, last, logger)
             listing.start()

@@ -112,14 +112,7 @@ class NfeParser:
             return _event(root)
         protocol = None
         if tag in _NFE_PROC:
-            nfe = None
-            for child in root:
-                if child.tag in _NFE:
-                    nfe = child
-                elif child.tag in _PROT_NFE:
-                    protocol = child
-            if nfe is None:
-                raise NfeError("not an NF-e: nfeProc holds no NFe element")
+            nfe, protocol = _unwrapped(root, _NFE, _PROT_NFE, "not an NF-e: nfeProc holds no NFe")
         elif tag in _NFE:
             nfe = root
         else:
@@ -177,20 +170,28 @@ class NfeParser:
         return root
 
 
+def _unwrapped(root: Any, document: Any, receipt: Any, missing: str) -> tuple[Any, Any]:
+    """The document and its receipt (None if absent) of a wrapper as the tax authority
+    returns it: nfeProc (NFe, protNFe) or procEventoNFe (evento, retEvento)."""
+    found, receipt_found = None, None
+    for child in root:
+        if child.tag in document:
+            found = child
+        elif child.tag in receipt:
+            receipt_found = child
+    if found is None:
+        raise NfeError(f"{missing} element")
+    return found, receipt_found
+
+
 def _event(root: Any) -> ParsedNfe:
     """procEventoNFe (the event and its registration), a bare evento, or an envEvento holding
     one evento (a request to register it: no registration yet) → the event columns."""
     tag = root.tag
     registration = None
     if tag in _EVENT_PROC:
-        event = None
-        for child in root:
-            if child.tag in _EVENT:
-                event = child
-            elif child.tag in _RET_EVENT:
-                registration = child
-        if event is None:
-            raise NfeError("not an NF-e event: procEventoNFe holds no evento element")
+        what = "not an NF-e event: procEventoNFe holds no evento"
+        event, registration = _unwrapped(root, _EVENT, _RET_EVENT, what)
     elif tag in _EVENT_REQUEST:
         events = [child for child in root if child.tag in _EVENT]
         if len(events) != 1:
