@@ -106,6 +106,8 @@ class Config:
     end: datetime | None  # None: up to the moment each sync starts
     invoices_window: timedelta = timedelta(days=settings.DEFAULT_INVOICES_WINDOW_DAYS)
     lookback: timedelta = timedelta(days=settings.DEFAULT_LOOKBACK_DAYS)
+    # lookback_exports: changed_days (export and emit only what changed), or every_day (0.5.0)
+    lookback_changed_only: bool = True
     documents_window_days: int | None = None  # no ceiling but the plan (planner.py)
     parse_nfe: bool = True
     fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
@@ -188,6 +190,7 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
             days=raw.get("invoices_window_days", settings.DEFAULT_INVOICES_WINDOW_DAYS)
         ),
         lookback=timedelta(days=raw.get("lookback_days", settings.DEFAULT_LOOKBACK_DAYS)),
+        lookback_changed_only=raw.get("lookback_exports", "changed_days") == "changed_days",
         documents_window_days=raw.get("documents_window_days"),
         parse_nfe=raw.get("parse_nfe", True),
         fail_on_invalid_xml=raw.get("invalid_xml") == "fail_sync",

@@ -8,8 +8,10 @@ their messages are merged as they come (interleave.py): a sync takes as long as 
 group, not as long as both.
 
 Export windows are planned from the invoices getInvoices lists for each day
-(export_pipeline/planner.py). When `invoices` is selected, its own pages are counted as the CDK's
-loop reads them; the days it does not list are listed, for counting only, by a third thread
+(export_pipeline/planner.py), and the days an incremental sync looks back at are exported again
+only when what getInvoices lists of them changed (export_pipeline/changed_days.py). When
+`invoices` is selected, its own pages are counted and compared as the CDK's loop reads them; what
+it does not list is listed, for counting and comparing only, by a third thread
 (count_listing.py), which emits nothing.
 
 What the threads share, and why that is safe:
@@ -125,7 +127,8 @@ def _announce_listing(
     invoices = document_streams()[Invoices.name]
     assert isinstance(invoices, Invoices)
     invoices.state = saved_state(ConnectorStateManager(state=state), configured)
-    counts.plan_listing(*invoices.planned_range(configured.sync_mode))
+    assert invoices.counts is counts
+    invoices.announce(configured.sync_mode)
 
 
 def _read_others(
@@ -163,11 +166,11 @@ def _read_documents(
             instance.state = saved_state(manager, stream)  # type: ignore[attr-defined]  # checked there
             selected.append((instance, stream.sync_mode))
         document_pass = DocumentPass(selected, counts)  # type: ignore[arg-type]
-        if document_pass.plans_from_counts:
+        days, compared, kept = document_pass.listing_needs()
+        if days or compared or kept:
             invoices = instances[Invoices.name]
             assert isinstance(invoices, Invoices) and invoices.counts is counts
-            first, last = document_pass.first, document_pass.last
-            listing = CountListing(invoices, counts, first, last, logger)
+            listing = CountListing(invoices, counts, days, logger, compared, kept)
             listing.start()
         else:
             counts.finish()

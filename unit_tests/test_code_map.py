@@ -18,7 +18,8 @@ MAP = ROOT / "docs" / "code-map.md"
 ALLOWED = {
     "http": {"settings", "config"},
     "nfe": set(),
-    "export_pipeline": {"settings", "config", "http", "nfe", "state", "dates"},
+    "changes": {"config", "dates"},
+    "export_pipeline": {"settings", "config", "http", "nfe", "state", "dates", "changes"},
     "streams": {
         "settings",
         "config",
@@ -28,6 +29,7 @@ ALLOWED = {
         "state",
         "dates",
         "json_schemas",
+        "changes",
     },
     "config": {"settings"},
     "state": {"config", "dates"},

@@ -32,7 +32,13 @@ def test_defaults_select_brazil_on_the_north_america_production_endpoint():
     assert parsed.end is None
     assert parsed.invoices_window == timedelta(days=7)
     assert parsed.lookback == timedelta(days=3)
+    assert parsed.lookback_changed_only  # lookback_exports: changed_days
     assert parsed.filters.query_params() == {}
+
+
+def test_lookback_exports_every_day_turns_change_detection_off():
+    parsed = parse_config(make_config(lookback_exports="every_day"), now=NOW)
+    assert not parsed.lookback_changed_only
 
 
 @pytest.mark.parametrize(
@@ -239,6 +245,7 @@ BAD_OPTIONAL_VALUES = [
         "amzn1.sp.solution.01234567-89ab-cdef-0123-456789abcdef.",
     ),
     ("invalid_xml", "skip", "`invalid_xml` must be one of emit_with_error, fail_sync."),
+    ("lookback_exports", "changed", "`lookback_exports` must be one of changed_days, every_day."),
     (
         "statuses",
         "AUTHORIZED",
@@ -293,6 +300,7 @@ BAD_OPTIONAL_VALUES = [
     # Every other rule of every key (a type, the other end of a range): checked below.
     ("aws_environment", 1, "`aws_environment` must be one of PRODUCTION, SANDBOX."),
     ("invalid_xml", False, "`invalid_xml` must be one of emit_with_error, fail_sync."),
+    ("lookback_exports", 1, "`lookback_exports` must be one of changed_days, every_day."),
     ("invoices_window_days", 0, "`invoices_window_days` must be between 1 and 365."),
     ("documents_window_days", 367, "`documents_window_days` must be between 1 and 366."),
     ("lookback_days", 91, "`lookback_days` must be between 0 and 90."),

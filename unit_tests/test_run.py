@@ -132,7 +132,7 @@ def unknown_keys(stream: str, keys: str, written: str) -> str:
 
 DOCUMENT_KEYS = (
     "dateEnd, resume_from, exports, longestRangeDays, invoicesPerDocument, fullestDocument, "
-    "windowDays"
+    "windowDays, delivered, pending"
 )
 BAD_STATES = [
     (
@@ -154,7 +154,7 @@ BAD_STATES = [
     ("invoice_items", {"windowDays": "7"}, "windowDays='7', which is not"),
 ]
 WRITTEN = {
-    "invoices": "date, resume_from",
+    "invoices": "date, resume_from, delivered",
     "invoice_exports": "generateExportStartedAt",
     "invoice_documents": DOCUMENT_KEYS,
     "invoice_items": DOCUMENT_KEYS,

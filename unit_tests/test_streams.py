@@ -104,25 +104,27 @@ def test_attributes_become_one_record_per_option(lwa, requests_mock, config):
 def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
     lwa, requests_mock, config
 ):
-    # 2024-01-01 .. 2024-01-15 in 7-day windows: [01, 08) and [08, 15)
-    route = requests_mock.get(
-        f"{API_URL}/invoices",
-        [
-            {"json": {"invoices": [invoice(1, "2024-01-01T00:00:00.000Z")], "nextToken": "page-2"}},
+    # 2024-01-01 .. 2024-01-15 in 7-day windows, [01, 08) and [08, 10), then the last five days
+    # (the lookback of the next sync and two more) slot by slot: [10T00, 10T03), [10T03, 11T00)...
+    pages = {
+        "2024-01-01T00:00:00Z": [
+            {"json": {"invoices": [invoice(1, "2024-01-01T00:00:00.000Z")], "nextToken": "p2"}},
             {"json": {"invoices": [invoice(2, "2024-01-07T23:59:59.999Z")]}},
-            {
-                "json": {
-                    "invoices": [
-                        invoice(3, "2024-01-08T00:00:00Z"),
-                        invoice(4, "2024-01-14T10:00:00Z"),
-                    ]
-                }
-            },
         ],
-    )
+        "2024-01-08T00:00:00Z": [{"json": {"invoices": [invoice(3, "2024-01-08T00:00:00Z")]}}],
+        "2024-01-14T03:00:00Z": [{"json": {"invoices": [invoice(4, "2024-01-14T10:00:00Z")]}}],
+    }
+
+    def answer(request, context):
+        asked = query(request)
+        if "nextToken" in asked:
+            return pages["2024-01-01T00:00:00Z"][1]["json"]
+        return (pages.get(asked["dateStart"]) or [{"json": {"invoices": []}}])[0]["json"]
+
+    route = requests_mock.get(f"{API_URL}/invoices", json=answer)
     output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental))
     assert [r["id"] for r in records_of(output, "invoices")] == ["inv-1", "inv-2", "inv-3", "inv-4"]
-    first, second, third = (query(r) for r in route.request_history)
+    first, second, *rest = (query(r) for r in route.request_history)
     assert first == {
         "marketplaceId": "A2Q3Y263D00KWC",
         "dateStart": "2024-01-01T00:00:00Z",
@@ -131,14 +133,23 @@ def test_invoices_read_every_page_of_every_window_and_save_state_per_window(
         "sortBy": "START_DATE_TIME",
         "sortOrder": "ASC",
     }
-    assert second == {"marketplaceId": "A2Q3Y263D00KWC", "nextToken": "page-2"}
-    assert (
-        third["dateStart"] == "2024-01-08T00:00:00Z" and third["dateEnd"] == "2024-01-15T00:00:00Z"
-    )
-    assert states_of(output) == [
-        {"date": "2024-01-08T00:00:00Z", "resume_from": "2024-01-08T00:00:00Z"},
-        {"date": "2024-01-15T00:00:00Z"},
+    assert second == {"marketplaceId": "A2Q3Y263D00KWC", "nextToken": "p2"}
+    windows = [(q["dateStart"], q["dateEnd"]) for q in rest]
+    assert windows[:3] == [
+        ("2024-01-08T00:00:00Z", "2024-01-10T00:00:00Z"),
+        ("2024-01-10T00:00:00Z", "2024-01-10T03:00:00Z"),
+        ("2024-01-10T03:00:00Z", "2024-01-11T00:00:00Z"),
     ]
+    assert len(windows) == 1 + 2 * 5 and windows[-1][1] == "2024-01-15T00:00:00Z"
+    states = states_of(output)
+    assert states[0] == {"date": "2024-01-08T00:00:00Z", "resume_from": "2024-01-08T00:00:00Z"}
+    assert len(states) == 12 and states[-1]["date"] == "2024-01-15T00:00:00Z"
+    assert "resume_from" not in states[-1]
+    # What the next sync looks back at (from 2024-01-12T00), slot by slot.
+    delivered = states[-1]["delivered"]
+    assert sorted(delivered) == [f"2024-01-{d}T{h}" for d in (12, 13, 14) for h in ("00", "03")]
+    assert delivered["2024-01-14T03"]["invoices"] == 1
+    assert {v["invoices"] for k, v in delivered.items() if k != "2024-01-14T03"} == {0}
 
 
 @pytest.mark.parametrize(
@@ -210,6 +221,20 @@ def window_starts(route) -> list[str]:
 def test_incremental_reads_from_the_cursor_minus_the_lookback(lwa, requests_mock, config):
     config.update(invoices_window_days=1, lookback_days=2)
     route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
+    state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-12T05:00:00Z"}).build()
+    output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
+    # From the start of the slot of 2024-01-10T05:00, slot by slot (the last four days are).
+    starts = window_starts(route)
+    assert starts[:3] == ["2024-01-10T03:00:00Z", "2024-01-11T00:00:00Z", "2024-01-11T03:00:00Z"]
+    assert starts[-1] == "2024-01-14T03:00:00Z" and len(starts) == 1 + 2 * 4
+    assert states_of(output)[-1]["date"] == "2024-01-15T00:00:00Z"
+
+
+def test_with_every_day_the_lookback_starts_at_the_cursor_less_the_lookback_itself(
+    lwa, requests_mock, config
+):
+    config.update(invoices_window_days=1, lookback_days=2, lookback_exports="every_day")
+    route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
     state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-12T00:00:00Z"}).build()
     output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
     assert window_starts(route) == [f"2024-01-{d:02d}T00:00:00Z" for d in range(10, 15)]
@@ -217,7 +242,7 @@ def test_incremental_reads_from_the_cursor_minus_the_lookback(lwa, requests_mock
 
 
 def test_an_interrupted_sync_resumes_at_its_first_unfinished_window(lwa, requests_mock, config):
-    config.update(invoices_window_days=1, lookback_days=2)
+    config.update(invoices_window_days=1, lookback_days=2, lookback_exports="every_day")
     route = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
     saved = {"date": "2024-01-12T00:00:00Z", "resume_from": "2024-01-13T00:00:00Z"}
     state = StateBuilder().with_stream_state("invoices", saved).build()
@@ -232,7 +257,7 @@ def test_the_cursor_never_moves_backwards_during_the_lookback(lwa, requests_mock
     requests_mock.get(f"{API_URL}/invoices", json={"invoices": []})
     state = StateBuilder().with_stream_state("invoices", {"date": "2024-01-13T00:00:00Z"}).build()
     output = read(SourceSpInvoices(), config, catalog("invoices", SyncMode.incremental), state)
-    assert [s["date"] for s in states_of(output)] == ["2024-01-13T00:00:00Z"] * 3
+    assert [s["date"] for s in states_of(output)] == ["2024-01-13T00:00:00Z"] * 6
 
 
 def test_full_refresh_ignores_the_state(lwa, requests_mock, config):

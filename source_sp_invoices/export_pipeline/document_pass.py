@@ -33,8 +33,10 @@ from airbyte_cdk.models import (
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_sp_invoices.changes.slots import Slot
 from source_sp_invoices.config import Config
 from source_sp_invoices.export_pipeline.api import SpApiExports
+from source_sp_invoices.export_pipeline.changed_days import ChangedDays, merged, read_records
 from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.export_pipeline.pipeline import (
     CHECKPOINT,
@@ -199,6 +201,7 @@ class DocumentPass:
             first_days=min(learnt) if learnt else 1,
         )
         self._summarised = ""  # what the forecast has said: invoices, then documents
+        self.changes = self._changed_days(streams, counts)
         self.pipeline = ExportPipeline(
             self._api,
             self.first,
@@ -208,9 +211,41 @@ class DocumentPass:
             self.planner,
             document_slot_wait=self._api.document_slot_wait,
             poll_unit=self._api.seconds_between_polls,
+            on_created=self.changes.export_created,
         )
         for output in self._outputs:
             output.progress = Progress(self.first, self.last, time.monotonic())
+
+    def _changed_days(
+        self, streams: Sequence[tuple[DocumentStream, SyncMode]], counts: InvoiceCounts | None
+    ) -> ChangedDays:
+        """The comparison of the days looked back at with what was delivered of them: only when
+        every selected stream is incremental and has delivered days (else all is new)."""
+        incremental = all(mode == SyncMode.incremental for _, mode in streams)
+        states = [stream.state for stream, _ in streams]
+        through = None
+        if incremental and all("dateEnd" in state for state in states):
+            through = min(read_state_date(s.name, s.state, "dateEnd") for s, _ in streams)
+        records = [read_records(stream.name, stream.state) for stream, _ in streams]
+        return ChangedDays(
+            enabled=incremental and self.config.lookback_changed_only,
+            first=self.first,
+            delivered_through=min(through, self.last) if through else None,
+            last=self.last,
+            lookback_days=self.config.lookback.days,
+            delivered=merged([delivered for delivered, _ in records]),
+            pending=merged([pending for _, pending in records]),
+            counts=counts,
+            logger=self.logger,
+            label=self.label,
+        )
+
+    def listing_needs(self) -> tuple[tuple[date, date] | None, list[Slot], list[Slot]]:
+        """What getInvoices must list for this pass: the days to count for the plan (None when
+        windows are not planned from counts), the slots compared before anything is exported,
+        and the slots kept for the next sync."""
+        days = (self.first, self.last) if self.plans_from_counts else None
+        return days, self.changes.compared, self.changes.kept
 
     @property
     def plans_from_counts(self) -> bool:
@@ -220,8 +255,13 @@ class DocumentPass:
 
     def messages(self) -> Iterator[AirbyteMessage]:
         """Every record, state and estimate of the selected streams, in order."""
-        self.logger.info(self._plan_message())
         pipeline = self.pipeline
+        self.changes.decide(pipeline.saved_windows())
+        pipeline.skip_days(self.changes.skip)
+        for output in self._outputs:
+            output.progress.skipped = len(self.changes.skip)
+        self.logger.info(self._plan_message())
+        number = 0
         for number, window in enumerate(pipeline.windows(), 1):
             self.logger.info(f"{self.label}: window {number}: {window}")
             invoices = 0
@@ -240,11 +280,27 @@ class DocumentPass:
             yield from self._states(done, finished=True)
             yield from self._window_done(done, invoices)
             self._summarise(done.last + timedelta(days=1))
+        if not number:
+            yield from self._unread_states()
         for output in self._outputs:
             self.logger.info(output.progress.summary(output.stream.name))
 
+    def _unread_states(self) -> Iterator[AirbyteMessage]:
+        """When no window was read (nothing changed, no new day): a state only if what it keeps
+        of the slots moved on (an export a killed sync left, found unchanged)."""
+        changes = self.changes.state(None, None)
+        for output in self._outputs:
+            before = dict(output.stream.state)
+            after = {k: v for k, v in before.items() if k not in ("delivered", "pending")}
+            after.update(changes)
+            if self.changes.enabled and after != before:
+                output.stream.state = after
+                yield state_message(output.stream.name, after)
+
     def _records(self, entry: Entry) -> Iterator[AirbyteMessage]:
         """The records of one invoice XML for every stream that still needs it: parsed once."""
+        if entry.xml.invoice_id in self.changes.unchanged:
+            return  # delivered before, and unchanged since: exported again for another invoice
         wanted = [output for output in self._outputs if output.wants(entry)]
         parsed: ParsedNfe | str | None = None
         if self._parser is not None and any(output.stream.needs_nfe for output in wanted):
@@ -289,8 +345,16 @@ class DocumentPass:
             return str(error)
 
     def _states(self, window: Window, finished: bool) -> Iterator[AirbyteMessage]:
-        for output in self._outputs:
-            output.stream.state = self._state(output, window, finished)
+        states = [self._state(output, window, finished) for output in self._outputs]
+        # Every day before `resume` is read in this sync (all of them when None).
+        resume: date | None = window.last + timedelta(days=1) if finished else window.first
+        if finished and window.last >= self.last:
+            resume = None
+        ends = [date.fromisoformat(state["dateEnd"]) for state in states if "dateEnd" in state]
+        through = min(ends) if len(ends) == len(states) else None
+        changes = self.changes.state(resume, through)
+        for output, state in zip(self._outputs, states, strict=True):
+            output.stream.state = {**state, **changes}
             yield state_message(output.stream.name, output.stream.state)
 
     def _state(self, output: _Output, window: Window, finished: bool) -> dict[str, Any]:
@@ -361,6 +425,12 @@ class DocumentPass:
     def _plan_message(self) -> str:
         """Say up front what the sync exports and how its windows are planned."""
         days = self._outputs[0].progress.days
+        if days <= 0 and self.changes.skip:
+            return (
+                f"{self.label}: nothing to export: no export, no document. The days looked "
+                f"back at are unchanged and no new day has ended (the last whole day is "
+                f"{self.last})."
+            )
         if days <= 0:
             return f"{self.label}: nothing to export (the last whole day, {self.last}, is done)."
         per_document = self._api.seconds_per_document()

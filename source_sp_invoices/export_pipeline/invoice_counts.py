@@ -10,18 +10,41 @@ own pages when it is selected (one listing serves both), else from a listing tha
 A count guides the plan and nothing else: every record still comes from the exports, so a count
 that is off (getInvoices filtering on another date than the export, Brazil's day instead of
 UTC's) costs at most a partly filled document, never an invoice.
+
+The same listings say, for change detection (changes/), which invoices each slot of the recent
+days holds: a listing window that lies in one slot gives the slot its invoices' fingerprints,
+and a slot is known once windows of its own cover it. The first complete listing of a slot is
+the one kept for the sync (`SlotListing`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
+
+from source_sp_invoices.changes.slots import Slot, within_one_slot
 
 
 def day_start(day: date) -> datetime:
     """The first instant of a UTC day."""
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@dataclass
+class SlotListing:
+    """What getInvoices listed in one slot: each invoice's fingerprint and id."""
+
+    slot: Slot
+    elements: dict[int, str] = field(default_factory=dict)
+    covered: list[tuple[datetime, datetime]] = field(default_factory=list)
+    complete: bool = False
+
+    def ids(self, elements: Iterable[int]) -> set[str]:
+        return {self.elements[element] for element in elements if element in self.elements}
 
 
 class InvoiceCounts:
@@ -38,6 +61,9 @@ class InvoiceCounts:
         self._planned: tuple[datetime, datetime] | None = None
         self._stopped: str | None = None  # why the `invoices` stream stopped listing, if it did
         self._finished = False  # no listing will add anything more
+        self._slots: dict[Slot, SlotListing] = {}
+        self._aligned: list[tuple[datetime, datetime]] = []  # what `invoices` lists by slot
+        self._soon: datetime | None = None  # what it lists before this, it lists first
 
     def add(self, issued: datetime) -> None:
         """One listed invoice, by the UTC day of its `date`."""
@@ -58,10 +84,81 @@ class InvoiceCounts:
             self._listed = merged
             self._lock.notify_all()
 
-    def plan_listing(self, start: datetime, end: datetime) -> None:
-        """The `invoices` stream will list [start, end) in this sync."""
+    def plan_listing(
+        self,
+        start: datetime,
+        end: datetime,
+        aligned: Iterable[tuple[datetime, datetime]] = (),
+        soon: datetime | None = None,
+    ) -> None:
+        """The `invoices` stream will list [start, end) in this sync, slot by slot within the
+        `aligned` spans; what lies before `soon` it lists within its first windows."""
         with self._lock:
             self._planned = (start, end)
+            self._aligned = list(aligned)
+            self._soon = soon or start
+
+    def planned_by_slot(self, slot: Slot, early: bool) -> bool:
+        """Whether the `invoices` stream lists the slot with windows of its own (and, if
+        `early`, within its first windows); never once it stopped."""
+        with self._lock:
+            if self._stopped or self._planned is None:
+                return False
+            if early and slot.start > self._soon:
+                return False
+            return any(low <= slot.start and slot.end <= high for low, high in self._aligned)
+
+    def slot_listed(self, start: datetime, end: datetime, elements: Mapping[int, str]) -> None:
+        """A listing window [start, end) that lies in one slot gave these invoices (fingerprint
+        to id); the slot is known once such windows cover it, and then kept as it is."""
+        slot = within_one_slot(start, end)
+        if slot is None:
+            return
+        with self._lock:
+            listing = self._slots.setdefault(slot, SlotListing(slot))
+            if listing.complete:
+                return
+            listing.elements.update(elements)
+            spans = sorted([*listing.covered, (start, end)])
+            merged = [spans[0]]
+            for low, high in spans[1:]:
+                if low <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+                else:
+                    merged.append((low, high))
+            listing.covered = merged
+            low, high = merged[0]
+            listing.complete = len(merged) == 1 and low <= slot.start and high >= slot.end
+            if listing.complete:
+                self._lock.notify_all()
+
+    def slot(self, slot: Slot) -> SlotListing | None:
+        """The slot's complete listing, or None while it is not complete."""
+        with self._lock:
+            listing = self._slots.get(slot)
+            return listing if listing is not None and listing.complete else None
+
+    def unlisted_slots(self, slots: Iterable[Slot]) -> list[Slot]:
+        """The slots, of those given, not completely listed yet."""
+        with self._lock:
+            return [slot for slot in slots if not self._complete(slot)]
+
+    def _complete(self, slot: Slot) -> bool:
+        listing = self._slots.get(slot)
+        return listing is not None and listing.complete
+
+    def wait_for_slots(self, slots: Iterable[Slot], timeout: float) -> bool:
+        """Block until every slot is listed (True), or the listings end without them or
+        `timeout` seconds pass (False)."""
+        wanted = list(slots)
+        deadline = monotonic() + timeout
+        with self._lock:
+            while not all(self._complete(slot) for slot in wanted):
+                left = deadline - monotonic()
+                if self._finished or left <= 0:
+                    return False
+                self._lock.wait(min(left, 1.0))
+            return True
 
     def planned(self) -> tuple[datetime, datetime] | None:
         """What the `invoices` stream lists, unless it failed (then nobody will)."""

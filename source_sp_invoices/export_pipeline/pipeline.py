@@ -197,6 +197,7 @@ class ExportPipeline:
         clock: Clock | None = None,
         document_slot_wait: Callable[[], float] = lambda: 0.0,
         poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
+        on_created: Callable[[Window], None] = lambda window: None,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
@@ -204,6 +205,8 @@ class ExportPipeline:
         self._ahead = max(1, ahead)
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
+        self._on_created = on_created  # told of every export created, with its window
+        self._skip: frozenset[date] = frozenset()  # days not to export (nothing changed)
         self.planner = planner
         self._replan_at = 0.0  # when to ask the planner again after it chose to wait
         self.last_day = last_day
@@ -221,6 +224,21 @@ class ExportPipeline:
             job = Job(window, export_id=saved[key]["exportId"], status=REQUESTED)
             job.documents_done = list(saved[key].get("documentsDone") or [])
             self._saved[window.first] = job
+
+    def saved_windows(self) -> list[Window]:
+        """The windows of the exports a killed sync left in flight, read on in this one."""
+        return [job.window for job in self._saved.values()]
+
+    def skip_days(self, days: frozenset[date]) -> None:
+        """Days not to export in this sync (known unchanged); set before the first window. A
+        window never spans one: the days around it are exported in windows of their own."""
+        assert not self._jobs, "skipped days are set before any window is planned"
+        self._skip = days
+        self._skip_ahead()
+
+    def _skip_ahead(self) -> None:
+        while self._next_day in self._skip and self._next_day <= self.last_day:
+            self._next_day += timedelta(days=1)
 
     def windows(self) -> Iterator[Window]:
         """The windows of the sync, in order, each planned when it is needed."""
@@ -292,7 +310,8 @@ class ExportPipeline:
         if job is None:
             stop = self.last_day
             later = [day for day in self._saved if day > self._next_day]
-            if later:  # stop short of a saved export's window
+            later += [day for day in self._skip if day > self._next_day]
+            if later:  # stop short of a saved export's window, or of a day not exported
                 stop = min(stop, min(later) - timedelta(days=1))
             planned = self.planner.plan(self._next_day, stop, urgent)
             if planned is None:
@@ -305,6 +324,7 @@ class ExportPipeline:
             job.counted = self.planner.expected_invoices(job.window)
         self._jobs[job.window.key] = job
         self._next_day = job.window.last + timedelta(days=1)
+        self._skip_ahead()
         return True
 
     def _queued(self) -> tuple[int, bool]:
@@ -389,6 +409,7 @@ class ExportPipeline:
             except DateRangeRefused as refused:
                 self._shorten(job, refused.reason)
         self.planner.created(job.window)
+        self._on_created(job.window)
         job.attempts += 1
         job.status = REQUESTED
         job.document_ids, job.documents_done, job.polls, job.unknown_polls = [], [], 0, 0
@@ -425,6 +446,7 @@ class ExportPipeline:
                 self._saved[planned.window.first] = planned
         self._jobs = kept
         self._next_day = job.window.last + timedelta(days=1)
+        self._skip_ahead()
 
     def _poll_due(self) -> Iterator[object]:
         """Poll every in-flight export whose time has come; a checkpoint after each export that

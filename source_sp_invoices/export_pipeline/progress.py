@@ -41,10 +41,12 @@ class Progress:
     windows: int = 0
     invoices: int = 0
     records: int = 0
+    skipped: int = 0  # days looked back at that are not exported again (nothing changed)
 
     @property
     def days(self) -> int:
-        return max(0, (self.last - self.first).days + 1)
+        """The days this sync exports."""
+        return max(0, (self.last - self.first).days + 1 - self.skipped)
 
     def window_done(self, window: Window, invoices: int, records: int) -> None:
         self.windows += 1

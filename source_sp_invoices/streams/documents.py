@@ -13,6 +13,7 @@ from airbyte_cdk.models import AirbyteMessage, SyncMode
 
 from source_sp_invoices.config import ConfigError
 from source_sp_invoices.export_pipeline.api import SpApiExports
+from source_sp_invoices.export_pipeline.changed_days import read_records
 from source_sp_invoices.export_pipeline.pipeline import Entry
 from source_sp_invoices.export_pipeline.windows import Window
 from source_sp_invoices.nfe import ParsedNfe
@@ -29,7 +30,11 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     exports again instead of creating new ones. "invoicesPerDocument" is M, the most invoices
     one export document holds, once an export split ("fullestDocument" the most seen until
     then), and "longestRangeDays" the longest date range Amazon accepted after refusing one:
-    what windows are planned with (export_pipeline/planner.py). Both document streams are read
+    what windows are planned with (export_pipeline/planner.py). "delivered" holds, for each slot
+    of the last `lookback_days` days, what getInvoices listed of it before its exports were made,
+    and "pending" the same for slots whose exports are not all read yet: what the next sync
+    compares, to export again only the days that changed (export_pipeline/changed_days.py).
+    Both document streams are read
     by one `DocumentPass` (export_pipeline/document_pass.py), which sets this state after every
     document.
     """
@@ -43,6 +48,8 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         "invoicesPerDocument",
         "fullestDocument",
         "windowDays",  # written by 0.4.0 and earlier, still read (see DocumentPass)
+        "delivered",
+        "pending",
     )
     needs_nfe = True  # whether the records come from the parsed NF-e
 
@@ -62,6 +69,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
                     f"The saved state of stream `{self.name}` has {key}={value!r}, which is not "
                     f"a whole number of {unit} (1 or more). Fix the state or reset the stream."
                 )
+        read_records(self.name, state)
         exports = state.get("exports", {})
         try:
             for key, export in exports.items():

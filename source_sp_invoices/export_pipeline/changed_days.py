@@ -1,0 +1,209 @@
+"""Which delivered days the document streams export again, and which invoices they emit again.
+
+An incremental sync looks `lookback_days` back for invoices that changed after they were
+delivered (added late, canceled, rejected). Rather than export those days again every time, it
+lists them with getInvoices (the listing that counts days for the plan, or the `invoices`
+stream's own pages) slot by slot (changes/slots.py), and compares each slot with what was
+delivered of it (changes/delivered.py): a day is exported again only when one of the slots its
+export may hold changed, under either zone Amazon may read export days in. Of an export made
+again, only the invoices that are new or changed are emitted; the invoices known unchanged are
+not. Whatever cannot be told (a slot never compared, one getInvoices could not list, a
+difference too large to peel) counts as changed: more is exported, never less.
+
+What was delivered of a slot is what getInvoices listed of it *before* the exports of its days
+were created: anything that changed later shows as a change in the next sync. So each slot's
+listing is taken ("pending") when the first export of one of its days is created, and becomes
+"delivered" once every export of its days in this sync has been read; a killed sync keeps both
+in its state, so that the export it left in flight is matched with the listing taken before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from source_sp_invoices.changes.delivered import (
+    SlotRecord,
+    compare,
+    read_slot_records,
+    write_slot_records,
+)
+from source_sp_invoices.changes.slots import Slot, slots_of_days
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
+from source_sp_invoices.export_pipeline.windows import Window
+
+# How long the pass waits for getInvoices to list the slots it compares before it treats those
+# still missing as changed (a listing that is alive lists a few slots in seconds).
+COMPARE_WAIT_SECONDS = 1800.0
+
+
+def read_records(stream: str, state: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The delivered and pending slot records of a document stream's saved state."""
+    return (
+        read_slot_records(stream, state, "delivered"),
+        read_slot_records(stream, state, "pending"),
+    )
+
+
+def merged(records: list[dict[Slot, SlotRecord]]) -> dict[Slot, SlotRecord]:
+    """The records every stream agrees on (a stream reset since has none: nothing known)."""
+    if not records:
+        return {}
+    first, *others = records
+    return {
+        slot: record
+        for slot, record in first.items()
+        if all(record.same(other.get(slot)) for other in others)
+    }
+
+
+class ChangedDays:
+    """The comparison of one sync of the document streams: days to skip, invoices not to emit
+    again, and the slot records of their state."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        first: date,
+        delivered_through: date | None,
+        last: date,
+        lookback_days: int,
+        delivered: dict[Slot, SlotRecord],
+        pending: dict[Slot, SlotRecord],
+        counts: InvoiceCounts | None,
+        logger: logging.Logger,
+        label: str,
+    ) -> None:
+        self.enabled = enabled and lookback_days > 0 and counts is not None
+        self._first, self._last, self._lookback = first, last, lookback_days
+        self._through = delivered_through  # every day up to it was delivered to every stream
+        self._delivered = dict(delivered) if self.enabled else {}
+        self._pending = dict(pending) if self.enabled else {}
+        self._counts = counts
+        self._logger = logger
+        self._label = label
+        self.skip: frozenset[date] = frozenset()
+        self.unchanged: frozenset[str] = frozenset()  # invoice ids not to emit again
+        self._exported: set[date] = set()  # days whose export was created in this sync
+
+    @property
+    def compared(self) -> list[Slot]:
+        """The slots of the delivered days this sync looks back at, and the first slot of the
+        day after them (Brazil's reading puts it in the last of them)."""
+        through = self._through
+        if not self.enabled or through is None or through < self._first:
+            return []
+        return (
+            slots_of_days(self._first, through)
+            + slots_of_days(through + timedelta(days=1), through + timedelta(days=1))[:1]
+        )
+
+    @property
+    def kept(self) -> list[Slot]:
+        """The slots the next sync compares: of the last `lookback_days` days, and the first
+        slot of the day after."""
+        if not self.enabled or self._last < self._first:
+            return []
+        after = self._last + timedelta(days=1)
+        first = max(self._first, after - timedelta(days=self._lookback))
+        return slots_of_days(first, self._last) + slots_of_days(after, after)[:1]
+
+    def decide(self, in_flight: Iterable[Window]) -> None:
+        """Compare the delivered days with what getInvoices lists of them now (waiting for the
+        listing), and say what is exported and emitted again. Days with an export in flight
+        from a killed sync are never skipped: that export is read on."""
+        compared = self.compared
+        if not compared:
+            return
+        assert self._counts is not None and self._through is not None
+        listed = self._counts.wait_for_slots(compared, COMPARE_WAIT_SECONDS)
+        if not listed:
+            missing = self._counts.unlisted_slots(compared)
+            self._logger.warning(
+                f"{self._label}: getInvoices did not list {len(missing)} slot(s) of the days "
+                f"looked back at (from {missing[0]}): those days are exported again in full, "
+                "as if they had changed."
+            )
+        candidates: set[date] = set()
+        unchanged: set[str] = set()
+        changed_ids: set[str] = set()
+        told = 0
+        for slot in compared:
+            listing = self._counts.slot(slot)
+            if listing is None:
+                candidates.update(slot.export_days)
+                continue
+            comparison = compare(self._delivered.get(slot), listing.elements.keys())
+            whole = slot.day <= self._through  # every export it may be in was delivered
+            if comparison.new is None:
+                changed_ids |= set(listing.elements.values())
+            else:
+                new = comparison.new
+                told += len(new)
+                changed_ids |= listing.ids(new)
+                if whole:
+                    unchanged |= listing.ids(listing.elements.keys() - new)
+            if comparison.changed:
+                candidates.update(slot.export_days)
+        days = {
+            self._first + timedelta(days=n) for n in range((self._through - self._first).days + 1)
+        }
+        flight = {w.first + timedelta(days=n) for w in in_flight for n in range(w.days)}
+        again = (candidates & days) | (flight & days)
+        self.skip = frozenset(days - again)
+        self.unchanged = frozenset(unchanged - changed_ids)
+        self._logger.info(self._summary(days, again, told))
+
+    def _summary(self, days: set[date], again: set[date], told: int) -> str:
+        looked = f"{min(days)}..{max(days)}"
+        if not again:
+            return (
+                f"{self._label}: nothing changed in the {len(days)} day(s) looked back at "
+                f"({looked}) since they were delivered: none is exported again."
+            )
+        shown = ", ".join(str(day) for day in sorted(again))
+        return (
+            f"{self._label}: of the {len(days)} day(s) looked back at ({looked}), "
+            f"{len(again)} changed since they were delivered and are exported again ({shown}; "
+            f"{told} invoice(s) new or changed, told apart from the unchanged ones, which are "
+            "not emitted again); the others are not exported again."
+        )
+
+    def export_created(self, window: Window) -> None:
+        """An export of the window was created: take the listing of each slot its days may hold,
+        unless one was taken before (an older listing precedes this export too)."""
+        if not self.enabled:
+            return
+        assert self._counts is not None
+        days = {window.first + timedelta(days=n) for n in range(window.days)}
+        self._exported |= days
+        for slot in {*self.compared, *self.kept}:
+            if slot in self._pending or not days & set(slot.export_days):
+                continue
+            listing = self._counts.slot(slot)
+            if listing is not None:
+                self._pending[slot] = SlotRecord.of(listing.elements.keys())
+
+    def state(self, resume: date | None, through: date | None) -> dict[str, Any]:
+        """The slot records for a state written when every day before `resume` (all days, if
+        None) has been read, and the cursor is at `through`."""
+        if not self.enabled:
+            return {}
+        for slot, record in list(self._pending.items()):
+            days = [d for d in slot.export_days if self._first <= d <= self._last]
+            if all(day in self.skip or (resume is None or day < resume) for day in days):
+                self._delivered[slot] = record
+                del self._pending[slot]
+        if through is not None:
+            oldest = through + timedelta(days=1 - self._lookback)
+            self._delivered = {s: r for s, r in self._delivered.items() if s.day >= oldest}
+            self._pending = {s: r for s, r in self._pending.items() if s.day >= oldest}
+        state: dict[str, Any] = {}
+        if self._delivered:
+            state["delivered"] = write_slot_records(self._delivered)
+        if self._pending:
+            state["pending"] = write_slot_records(self._pending)
+        return state
