@@ -70,7 +70,9 @@ def states_by_stream(output) -> dict[str, list[dict[str, Any]]]:
         stream = message.state.stream
         saved = stream.stream_state.__dict__
         # Without change detection's slot records (test_changed_days.py tests them).
-        saved = {k: v for k, v in saved.items() if k not in ("delivered", "pending")}
+        saved = {
+            k: v for k, v in saved.items() if k not in ("delivered", "pending", "exportDayZone")
+        }
         states.setdefault(stream.stream_descriptor.name, []).append(saved)
     return states
 

@@ -132,7 +132,7 @@ def unknown_keys(stream: str, keys: str, written: str) -> str:
 
 DOCUMENT_KEYS = (
     "dateEnd, resume_from, exports, longestRangeDays, invoicesPerDocument, fullestDocument, "
-    "windowDays, delivered, pending"
+    "windowDays, delivered, pending, exportDayZone"
 )
 BAD_STATES = [
     (

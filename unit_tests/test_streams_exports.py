@@ -52,7 +52,11 @@ def records_of(output, stream: str) -> list[dict[str, Any]]:
     return data
 
 
-SLOT_KEYS = ("delivered", "pending")  # change detection's records: test_changed_days.py
+SLOT_KEYS = (
+    "delivered",
+    "pending",
+    "exportDayZone",
+)  # change detection's records: test_changed_days.py
 
 
 def states_of(output) -> list[dict[str, Any]]:
@@ -148,9 +152,7 @@ class Amazon:
         self.s3 = requests_mock.get(re.compile(f"{S3}/"), content=self._download)
         # getInvoices, which lists the slots change detection compares: no invoice (nothing
         # delivered is known either, so the days looked back at are exported again).
-        self.listing = requests_mock.get(
-            f"{API_URL}/invoices", json={"invoices": []}, headers=fast
-        )
+        self.listing = requests_mock.get(f"{API_URL}/invoices", json={"invoices": []}, headers=fast)
 
     def _create(self, request, context):
         export_id = f"E{len(self.exports) + 1}"

@@ -10,6 +10,12 @@ again, only the invoices that are new or changed are emitted; the invoices known
 not. Whatever cannot be told (a slot never compared, one getInvoices could not list, a
 difference too large to peel) counts as changed: more is exported, never less.
 
+Which zone Amazon reads export days in is learnt from the exports themselves: an export of days
+D..E that holds invoices listed in [D 00:00Z, D 03:00Z) reads UTC days, one that holds invoices
+listed in [E+1 00:00Z, E+1 03:00Z) reads Brazil's. Until two such invoices say the same and none
+says the other, a change in the first three hours of a UTC day exports both days it may belong
+to; once learnt (kept in the state as `exportDayZone`), only the one.
+
 What was delivered of a slot is what getInvoices listed of it *before* the exports of its days
 were created: anything that changed later shows as a change in the next sync. So each slot's
 listing is taken ("pending") when the first export of one of its days is created, and becomes
@@ -20,7 +26,8 @@ in its state, so that the export it left in flight is matched with the listing t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,20 +37,33 @@ from source_sp_invoices.changes.delivered import (
     read_slot_records,
     write_slot_records,
 )
-from source_sp_invoices.changes.slots import Slot, slots_of_days
-from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
+from source_sp_invoices.changes.slots import BRAZIL_MIDNIGHT, Slot, slots_of_days
+from source_sp_invoices.config import ConfigError
+from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts, day_start
 from source_sp_invoices.export_pipeline.windows import Window
+
+UTC_DAYS, BRAZIL_DAYS = "UTC", "America/Sao_Paulo"  # how Amazon may read an export's days
+ZONE_VOTES = 2  # invoices that must say a zone (and none the other) before it is taken
 
 # How long the pass waits for getInvoices to list the slots it compares before it treats those
 # still missing as changed (a listing that is alive lists a few slots in seconds).
 COMPARE_WAIT_SECONDS = 1800.0
 
 
-def read_records(stream: str, state: Mapping[str, Any]) -> tuple[dict, dict]:
-    """The delivered and pending slot records of a document stream's saved state."""
+def read_records(stream: str, state: Mapping[str, Any]) -> tuple[dict, dict, str | None]:
+    """The delivered and pending slot records of a document stream's saved state, and the zone
+    of export days learnt (None: not known)."""
+    zone = state.get("exportDayZone")
+    if zone is not None and zone not in (UTC_DAYS, BRAZIL_DAYS):
+        raise ConfigError(
+            f"The saved state of stream `{stream}` has exportDayZone={zone!r}, which is not "
+            f"{UTC_DAYS} or {BRAZIL_DAYS}. Fix the state or remove exportDayZone from it (it is "
+            "learnt again)."
+        )
     return (
         read_slot_records(stream, state, "delivered"),
         read_slot_records(stream, state, "pending"),
+        zone,
     )
 
 
@@ -73,6 +93,7 @@ class ChangedDays:
         lookback_days: int,
         delivered: dict[Slot, SlotRecord],
         pending: dict[Slot, SlotRecord],
+        zone: str | None,
         counts: InvoiceCounts | None,
         logger: logging.Logger,
         label: str,
@@ -88,6 +109,66 @@ class ChangedDays:
         self.skip: frozenset[date] = frozenset()
         self.unchanged: frozenset[str] = frozenset()  # invoice ids not to emit again
         self._exported: set[date] = set()  # days whose export was created in this sync
+        self.zone = zone if self.enabled else None
+        self._votes: Counter[str] = Counter()  # invoices that said a zone in this sync
+
+    def days_of(self, slot: Slot) -> tuple[date, ...]:
+        """The export days that may hold a slot: both zones' until one is learnt."""
+        days = slot.export_days
+        if len(days) == 1 or self.zone is None:
+            return days
+        brazil, utc = days
+        return (utc,) if self.zone == UTC_DAYS else (brazil,)
+
+    def window_read(self, window: Window, ids: Collection[str]) -> None:
+        """The invoices read from a window's export: which zone its days are read in, told by
+        the invoices of the slots at its edges (never by one listed in two slots: an instant
+        on the boundary is in both)."""
+        if not self.enabled or not ids:
+            return
+        assert self._counts is not None
+        start = day_start(window.first)
+        after = day_start(window.last + timedelta(days=1))
+        edges = {
+            UTC_DAYS: (
+                Slot(start),
+                [Slot(start - timedelta(hours=21)), Slot(start + BRAZIL_MIDNIGHT)],
+            ),
+            BRAZIL_DAYS: (
+                Slot(after),
+                [Slot(after - timedelta(hours=21)), Slot(after + BRAZIL_MIDNIGHT)],
+            ),
+        }
+        for zone, (slot, neighbours) in edges.items():
+            listing = self._counts.slot(slot)
+            if listing is None:
+                continue
+            inside = set(listing.elements.values())
+            for neighbour in neighbours:
+                listed = self._counts.slot(neighbour)
+                inside -= set(listed.elements.values()) if listed else set()
+            self._votes[zone] += len(inside & set(ids))
+        self._learn()
+
+    def _learn(self) -> None:
+        utc, brazil = self._votes[UTC_DAYS], self._votes[BRAZIL_DAYS]
+        said = UTC_DAYS if utc >= ZONE_VOTES and not brazil else None
+        said = BRAZIL_DAYS if brazil >= ZONE_VOTES and not utc else said
+        if said and said != self.zone:
+            self._logger.info(
+                f"{self._label}: Amazon's exports read their days as {said} days "
+                f"({max(utc, brazil)} invoice(s) at the edges of the windows say so): a change "
+                "in the first three "
+                "hours of a UTC day is now exported with one day, not two."
+            )
+            self.zone = said
+        elif utc and brazil and self.zone is not None:
+            self._logger.warning(
+                f"{self._label}: the exports read hold invoices of both zones' edges ({utc} say "
+                f"UTC, {brazil} Brazil): the zone of export days is not known any more, and a "
+                "change in the first three hours of a UTC day exports both days it may belong to."
+            )
+            self.zone = None
 
     @property
     def compared(self) -> list[Slot]:
@@ -134,10 +215,10 @@ class ChangedDays:
         for slot in compared:
             listing = self._counts.slot(slot)
             if listing is None:
-                candidates.update(slot.export_days)
+                candidates.update(self.days_of(slot))
                 continue
             comparison = compare(self._delivered.get(slot), listing.elements.keys())
-            whole = slot.day <= self._through  # every export it may be in was delivered
+            whole = max(self.days_of(slot)) <= self._through  # every export it may be in was
             if comparison.new is None:
                 changed_ids |= set(listing.elements.values())
             else:
@@ -147,7 +228,7 @@ class ChangedDays:
                 if whole:
                     unchanged |= listing.ids(listing.elements.keys() - new)
             if comparison.changed:
-                candidates.update(slot.export_days)
+                candidates.update(self.days_of(slot))
         days = {
             self._first + timedelta(days=n) for n in range((self._through - self._first).days + 1)
         }
@@ -181,7 +262,7 @@ class ChangedDays:
         days = {window.first + timedelta(days=n) for n in range(window.days)}
         self._exported |= days
         for slot in {*self.compared, *self.kept}:
-            if slot in self._pending or not days & set(slot.export_days):
+            if slot in self._pending or not days & set(slot.export_days):  # either zone's
                 continue
             listing = self._counts.slot(slot)
             if listing is not None:
@@ -193,7 +274,7 @@ class ChangedDays:
         if not self.enabled:
             return {}
         for slot, record in list(self._pending.items()):
-            days = [d for d in slot.export_days if self._first <= d <= self._last]
+            days = [d for d in self.days_of(slot) if self._first <= d <= self._last]
             if all(day in self.skip or (resume is None or day < resume) for day in days):
                 self._delivered[slot] = record
                 del self._pending[slot]
@@ -206,4 +287,6 @@ class ChangedDays:
             state["delivered"] = write_slot_records(self._delivered)
         if self._pending:
             state["pending"] = write_slot_records(self._pending)
+        if self.zone is not None:
+            state["exportDayZone"] = self.zone
         return state

@@ -201,6 +201,7 @@ class DocumentPass:
             first_days=min(learnt) if learnt else 1,
         )
         self._summarised = ""  # what the forecast has said: invoices, then documents
+        self._window_ids: set[str] = set()  # the invoices read from the current window
         self.changes = self._changed_days(streams, counts)
         self.pipeline = ExportPipeline(
             self._api,
@@ -212,6 +213,7 @@ class DocumentPass:
             document_slot_wait=self._api.document_slot_wait,
             poll_unit=self._api.seconds_between_polls,
             on_created=self.changes.export_created,
+            known_unchanged=lambda document_id: document_id in self.changes.unchanged,
         )
         for output in self._outputs:
             output.progress = Progress(self.first, self.last, time.monotonic())
@@ -227,14 +229,16 @@ class DocumentPass:
         if incremental and all("dateEnd" in state for state in states):
             through = min(read_state_date(s.name, s.state, "dateEnd") for s, _ in streams)
         records = [read_records(stream.name, stream.state) for stream, _ in streams]
+        zones = {zone for _, _, zone in records}
         return ChangedDays(
             enabled=incremental and self.config.lookback_changed_only,
             first=self.first,
             delivered_through=min(through, self.last) if through else None,
             last=self.last,
             lookback_days=self.config.lookback.days,
-            delivered=merged([delivered for delivered, _ in records]),
-            pending=merged([pending for _, pending in records]),
+            delivered=merged([delivered for delivered, _, _ in records]),
+            pending=merged([pending for _, pending, _ in records]),
+            zone=zones.pop() if len(zones) == 1 else None,
             counts=counts,
             logger=self.logger,
             label=self.label,
@@ -277,6 +281,8 @@ class DocumentPass:
                 yield from self._records(event)
             done = pipeline.completed
             assert done is not None
+            self.changes.window_read(done, self._window_ids)
+            self._window_ids = set()
             yield from self._states(done, finished=True)
             yield from self._window_done(done, invoices)
             self._summarise(done.last + timedelta(days=1))
@@ -291,7 +297,8 @@ class DocumentPass:
         changes = self.changes.state(None, None)
         for output in self._outputs:
             before = dict(output.stream.state)
-            after = {k: v for k, v in before.items() if k not in ("delivered", "pending")}
+            kept = ("delivered", "pending", "exportDayZone")
+            after = {k: v for k, v in before.items() if k not in kept}
             after.update(changes)
             if self.changes.enabled and after != before:
                 output.stream.state = after
@@ -299,6 +306,7 @@ class DocumentPass:
 
     def _records(self, entry: Entry) -> Iterator[AirbyteMessage]:
         """The records of one invoice XML for every stream that still needs it: parsed once."""
+        self._window_ids.add(entry.xml.invoice_id)
         if entry.xml.invoice_id in self.changes.unchanged:
             return  # delivered before, and unchanged since: exported again for another invoice
         wanted = [output for output in self._outputs if output.wants(entry)]

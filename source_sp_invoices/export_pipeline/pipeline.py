@@ -198,6 +198,7 @@ class ExportPipeline:
         document_slot_wait: Callable[[], float] = lambda: 0.0,
         poll_unit: Callable[[], float] = lambda: 1 / settings.USAGE_PLANS["getInvoicesExport"].rate,
         on_created: Callable[[Window], None] = lambda window: None,
+        known_unchanged: Callable[[str], bool] = lambda document_id: False,
     ) -> None:
         self._api = api
         self._clock = clock or SystemClock()
@@ -206,6 +207,7 @@ class ExportPipeline:
         self._slot_wait = document_slot_wait
         self._poll_unit = poll_unit  # seconds between two calls of getInvoicesExport
         self._on_created = on_created  # told of every export created, with its window
+        self._known_unchanged = known_unchanged  # a document id that is an unchanged invoice's
         self._skip: frozenset[date] = frozenset()  # days not to export (nothing changed)
         self.planner = planner
         self._replan_at = 0.0  # when to ask the planner again after it chose to wait
@@ -268,6 +270,17 @@ class ExportPipeline:
             if job.status != DONE:
                 self._wait(min(self._next_poll(), self._next_create()))
         whole = not job.documents_done  # every document read in this sync: a full count
+        unchanged = [d for d in job.document_ids if self._known_unchanged(d)]
+        if unchanged:
+            # Under the model's example (a document is one invoice's XML, named by the
+            # invoice), a document named after an invoice known unchanged holds nothing new.
+            self._logger.info(
+                f"Window {job.window}: {len(unchanged)} of its {len(job.document_ids)} "
+                "document(s) are named after invoices known unchanged since they were "
+                "delivered: not fetched."
+            )
+            job.documents_done += [d for d in unchanged if d not in job.documents_done]
+            whole = False  # its count is not the window's: the plan does not learn from it
         for document_id in job.document_ids:
             if document_id in job.documents_done:
                 continue

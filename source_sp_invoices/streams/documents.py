@@ -33,7 +33,8 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
     what windows are planned with (export_pipeline/planner.py). "delivered" holds, for each slot
     of the last `lookback_days` days, what getInvoices listed of it before its exports were made,
     and "pending" the same for slots whose exports are not all read yet: what the next sync
-    compares, to export again only the days that changed (export_pipeline/changed_days.py).
+    compares, to export again only the days that changed (export_pipeline/changed_days.py);
+    "exportDayZone" the zone Amazon's exports were seen to read their days in.
     Both document streams are read
     by one `DocumentPass` (export_pipeline/document_pass.py), which sets this state after every
     document.
@@ -50,6 +51,7 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         "windowDays",  # written by 0.4.0 and earlier, still read (see DocumentPass)
         "delivered",
         "pending",
+        "exportDayZone",
     )
     needs_nfe = True  # whether the records come from the parsed NF-e
 
