@@ -6,13 +6,19 @@ nothing; states 0.5.0 wrote are read on."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from integration_tests.conftest import ALL_STREAMS, START, CliRun, catalog
-from integration_tests.test_one_pass import DOCUMENT_STREAMS, document_fetches, items_of
+from integration_tests.test_one_pass import (
+    DOCUMENT_STREAMS,
+    document_fetches,
+    items_of,
+    run_until,
+)
 from sp_api_emulator import Dataset, EmulatorServer, Readings
 from sp_api_emulator.server import BARE_DATE_ZONES
 
@@ -164,3 +170,113 @@ def test_syncs_pay_only_for_what_changed_under_every_reading(cli, readings):
         assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))
         assert_union_exact(seller)
         assert server.stats.count(status=429) == 0
+
+
+def kill_at_first_item(cli, seller: Seller) -> list[dict[str, Any]]:
+    """A sync of the seller killed as soon as it emits its first invoice_items record (the
+    document it comes from is then in flight)."""
+
+    def first_item(message: dict[str, Any]) -> bool:
+        return message["type"] == "RECORD" and message["record"]["stream"] == "invoice_items"
+
+    messages = run_until(cli, seller.config, seller.state, first_item)
+    seller.state = latest_states(CliRun(messages, -9, "", ""), seller.state)
+    return messages
+
+
+def test_a_sync_killed_while_it_exports_changed_days_again_resumes_and_is_quiet_after(cli):
+    """(d): killed in the middle of a changed day's document, resumed: every change arrives,
+    only the document in flight is fetched twice, no export is created twice, and the next
+    sync is quiet: what the killed sync listed before its exports is what is kept."""
+    dataset = Dataset.generate(seed=32, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server)
+        seller.sync()
+        late = [dataset.add_invoice(f"2024-01-08T{h}:00:00Z")["id"] for h in ("10", "11", "12")]
+        canceled = [
+            i["id"] for i in dataset.invoices("2024-01-10T05:00:00Z", "2024-01-10T20:00:00Z")
+        ]
+        for invoice_id in canceled[:2]:
+            dataset.set_status(invoice_id, "CANCELED")
+        server.stats.reset()
+        killed = kill_at_first_item(cli, seller)
+        exports_before = len(server.export_requests())
+        resumed = seller.sync()
+        emitted = {
+            m["record"]["data"]["invoiceId"]
+            for m in killed
+            if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_documents"
+        } | {r["invoiceId"] for r in resumed.records("invoice_documents")}
+        assert emitted == set(late) | set(canceled[:2])
+        fetched = document_fetches(server)
+        assert sum(fetched.values()) - len(fetched) <= 1, fetched  # the one in flight
+        days = [e.query["dateStart"] for e in server.export_requests()[exports_before - 2 :]]
+        assert len(days) == len(set(days)), days  # no window exported twice
+        quiet = seller.sync()
+        assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))
+
+
+def as_0_5_0(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """States as 0.5.0 wrote them: the same keys less those this version added."""
+    added = {"delivered", "pending", "exportDayZone"}
+    return [
+        {
+            **s,
+            "stream": {
+                **s["stream"],
+                "stream_state": {
+                    k: v for k, v in s["stream"]["stream_state"].items() if k not in added
+                },
+            },
+        }
+        for s in states
+    ]
+
+
+def test_states_0_5_0_wrote_after_a_backfill_are_read_on_and_cost_one_sync(cli):
+    """(e): the first sync from a 0.5.0 state exports the days it looks back at once more (it
+    knows nothing of what was delivered of them); the next one is quiet."""
+    dataset = Dataset.generate(seed=33, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server)
+        seller.sync()
+        seller.state = as_0_5_0(seller.state or [])
+        upgraded = seller.sync()
+        assert upgraded.exports >= 1
+        again = {r["invoiceId"] for r in upgraded.records("invoice_documents")}
+        assert again == {i["id"] for i in dataset.export_invoices("2024-01-08", "2024-01-10")}
+        quiet = seller.sync()
+        assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))
+
+
+def test_a_state_0_5_0_wrote_mid_backfill_is_read_on_without_a_loss(cli):
+    """(e): a backfill killed mid-document, its state as 0.5.0 wrote it: the resumed sync
+    finishes the backfill without a loss. The `invoices` stream listed part of the days looked
+    back at before the kill, and 0.5.0 kept nothing of what it emitted: the next sync emits
+    those invoices once more, exports nothing, and the one after is quiet."""
+    dataset = Dataset.generate(seed=34, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server)
+        killed = kill_at_first_item(cli, seller)
+        seller.state = as_0_5_0(seller.state or [])
+        saved = {
+            s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"]
+            for s in seller.state
+        }
+        assert "exports" in saved["invoice_documents"]
+        resumed = seller.sync()
+        documents = {
+            m["record"]["data"]["invoiceId"]
+            for m in killed
+            if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_documents"
+        } | {r["invoiceId"] for r in resumed.records("invoice_documents")}
+        assert documents == truth(server)
+        fetched = document_fetches(server)
+        assert sum(fetched.values()) - len(fetched) <= 1, fetched
+        after = seller.sync()
+        assert (after.exports, after.documents) == (0, 0)
+        assert counts(after)["invoice_documents"] == counts(after)["invoice_items"] == 0
+        resumed_from = saved["invoices"].get("resume_from", END)
+        assert all("2024-01-08" <= r["date"] <= resumed_from for r in after.records("invoices"))
+        quiet = seller.sync()
+        assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))

@@ -128,7 +128,8 @@ def test_read_refuses_a_saved_state_of_a_document_stream_with_unknown_keys(
     assert one_config_error(run) == (
         f"The saved state of stream `{stream}` has the key(s) date_end, page, which this version "
         "of the connector does not read (it reads dateEnd, resume_from, exports, "
-        "longestRangeDays, invoicesPerDocument, fullestDocument, windowDays): "
+        "longestRangeDays, invoicesPerDocument, fullestDocument, windowDays, delivered, "
+        "pending, exportDayZone): "
         "it comes from another version or was edited. Fix the state or reset the stream; it is "
         "not replaced by the start date silently."
     )
