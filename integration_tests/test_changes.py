@@ -6,7 +6,6 @@ nothing; states 0.5.0 wrote are read on."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
