@@ -288,6 +288,13 @@ def test_a_file_is_staged_byte_for_byte_under_this_syncs_folder(stager, tmp_path
     assert not list(stager.folder.rglob(f"*{PARTIAL}"))
 
 
+def test_a_relative_staging_folder_is_referenced_by_its_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "staging").mkdir()
+    monkeypatch.chdir(tmp_path)
+    reference = FileStager(Path("staging"), "why", LOGGER).stage("INV-1", b"<x/>", None)
+    assert reference.staging_file_url.startswith(f"{tmp_path}/staging/{RUN_PREFIX}")
+
+
 def test_a_staged_file_is_readable_by_the_destination_as_another_user(stager):
     umask = os.umask(0o022)
     os.umask(umask)

@@ -161,7 +161,8 @@ class FileStager:
             self._refuse("does not exist")
         if not root.is_dir():
             self._refuse("is not a folder")
-        folder = root / f"{RUN_PREFIX}{uuid.uuid4().hex}"
+        # Absolute: the destination reads the path, from a working directory of its own.
+        folder = root.absolute() / f"{RUN_PREFIX}{uuid.uuid4().hex}"
         try:
             folder.mkdir()
             self._lock = os.open(folder / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o666)
