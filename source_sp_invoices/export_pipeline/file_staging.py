@@ -154,7 +154,6 @@ class FileStager:
         missing or not writable) and remove what killed syncs left half written there."""
         self.root = root
         self.why = why
-        self._logger = logger
         self._taken: set[str] = set()
         self._made: set[Path] = set()  # the folders created in this sync's folder
         if not root.exists():
@@ -172,7 +171,7 @@ class FileStager:
         # Freed when the stager goes, or with the process: then the sync has ended.
         self._release = weakref.finalize(self, os.close, self._lock)
         self.folder = folder
-        removed = remove_partial_files(root, keep=folder)
+        removed = remove_partial_files(folder.parent, keep=folder)
         if removed:
             logger.info(
                 f"Removed {removed} partial file(s) that a killed sync left in {root}; no record "
