@@ -168,12 +168,15 @@ def expected_ids(dataset: Dataset) -> set[str]:
 
 
 @pytest.mark.parametrize("how", HOW[1:])
-def test_every_invoices_file_is_staged_byte_for_byte_under_its_documented_name(reads, how):
+def test_every_invoices_file_is_staged_byte_for_byte_under_its_documented_name(
+    reads, how, capsys: pytest.CaptureFixture[str]
+):
     run, staging, emulator = reads.runs[how], reads.staging[how], reads.emulator
     assert run.returncode == 0, run.errors()
     documents = records_with_files(run, "invoice_documents")
     assert {r["data"]["invoiceId"] for r in documents} == expected_ids(emulator.dataset)
     kinds: Counter[str] = Counter()
+    compared = 0
     for record in documents:
         invoice_id = record["data"]["invoiceId"]
         reference = record["file_reference"]
@@ -187,8 +190,11 @@ def test_every_invoices_file_is_staged_byte_for_byte_under_its_documented_name(r
         assert path.as_posix().endswith("/" + reference["source_file_relative_path"])
         assert "xml" not in record["data"]  # the file is the XML
         kinds[file_kind(data)] += 1
+        compared += len(data)
     # Every generated variant was compared, each at least once.
     assert set(kinds) == {"utf-8", "bom", "iso-8859-1", "nfe:"} and kinds["nfe:"] == PREFIXED
+    with capsys.disabled():  # how much was compared (not shown under pytest-xdist)
+        print(f"\nFiles staged ({how}): {dict(kinds)}, {compared} bytes compared")
     names = [r["file_reference"]["source_file_relative_path"] for r in documents]
     assert len(set(names)) == len(names)
     assert staged_files(staging) == sorted(
@@ -296,8 +302,11 @@ def corpus_name(path: Path) -> str | None:
     return f"{at[:4]}/{at[5:7]}/{name}"
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], CliRun, Path]:
+@pytest.fixture(scope="module", params=HOW[1:])
+def corpus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Path], CliRun, Path]:
+    """The corpus read with its files asked for each of the two ways."""
     if not FILES:
         pytest.skip(ABSENT)
     day = date(2024, 1, 1)
@@ -312,11 +321,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], C
         config = emulator.connector_config(
             f"{day}T00:00:00Z", replication_end_date="2024-01-02T00:00:00Z"
         )
-        run = Cli(work).run("read", config, env=environment(staging), catalog=files_catalog(True))
+        env = environment(staging)
+        if request.param == "delivery_method":
+            config["delivery_method"] = {"delivery_type": "use_file_transfer"}
+            env["USE_FILE_TRANSFER"] = "true"
+        catalog = files_catalog(request.param == "include_files")
+        run = Cli(work).run("read", config, env=env, catalog=catalog)
     return dict(zip(ids, FILES, strict=True)), run, staging
 
 
-def test_every_corpus_file_is_staged_byte_for_byte_nfe_and_events(corpus):
+def test_every_corpus_file_is_staged_byte_for_byte_nfe_and_events(
+    corpus, capsys: pytest.CaptureFixture[str]
+):
     files, run, staging = corpus
     assert run.returncode == 0, run.errors()
     documents = records_with_files(run, "invoice_documents")
@@ -342,7 +358,8 @@ def test_every_corpus_file_is_staged_byte_for_byte_nfe_and_events(corpus):
     unnamed = [n for n in all_names if n.startswith("by-invoice-id/")]
     assert len(events) >= 5 and len(unnamed) == 2  # SOURCES.md: two files break the layout
     assert len(staged_files(staging)) == len(FILES)
-    print(f"\nNF-e corpus staged: {len(FILES)} files, {compared} bytes compared")
+    with capsys.disabled():  # how much was compared (not shown under pytest-xdist)
+        print(f"\nNF-e corpus staged: {len(FILES)} files, {compared} bytes compared")
 
 
 # --- entry names and keys no name may be taken from -----------------------------------------------
