@@ -420,6 +420,7 @@ def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer(
         make_dataset(),
         time_scale=TIME_SCALE,
+        log_requests=True,
         encoding_mix=True,
         export_queue_seconds=1,
         export_processing_seconds=(5, 10),
@@ -554,3 +555,28 @@ def test_under_the_xml_body_reading_the_file_is_the_body(tmp_path):
         assert Path(reference["staging_file_url"]).read_bytes() == bodies[invoice_id]
         assert reference["source_file_relative_path"] == expected_name(dataset, invoice_id)
     assert {file_kind(b) for b in bodies.values()} == {"utf-8", "bom", "iso-8859-1"}
+
+
+@pytest.mark.parametrize("how", HOW[1:])
+def test_a_missing_staging_folder_fails_the_sync_naming_it_before_any_stream_starts(
+    cli, config, emulator, how, tmp_path
+):
+    missing = tmp_path / "not-mounted"
+    env = environment(missing)
+    if how == "delivery_method":
+        config["delivery_method"] = {"delivery_type": "use_file_transfer"}
+    run = cli.run("read", config, env=env, catalog=files_catalog(how == "include_files"))
+    assert run.returncode == 1
+    (error,) = run.errors()
+    assert error["failure_type"] == "config_error"
+    why = (
+        "the catalog's include_files"
+        if how == "include_files"
+        else "delivery_method Copy Raw Files"
+    )
+    assert error["message"].startswith(
+        f"Invoice files were asked for ({why}), but the staging folder {missing} "
+        "(AIRBYTE_STAGING_DIRECTORY) does not exist: "
+    )
+    assert run.of_type("RECORD") == [] and run.of_type("STATE") == []
+    assert emulator.stats.requests() == [] and not missing.exists()  # not even a token
