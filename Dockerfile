@@ -28,4 +28,4 @@ ENV AIRBYTE_ENTRYPOINT="source-sp-invoices"
 ENTRYPOINT ["source-sp-invoices"]
 
 LABEL io.airbyte.name="airbyte/source-sp-invoices"
-LABEL io.airbyte.version="0.5.0"
+LABEL io.airbyte.version="0.6.0"

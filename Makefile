@@ -78,9 +78,10 @@ lock: $(STAMP)
 		if cmp -s $$lock $(VENV)/locks-before/$$lock; then touch -r $(VENV)/locks-before/$$lock $$lock; fi; \
 	done
 
-## make demo: install, start the bundled SP-API emulator, run a real read against it, summarise
+## make demo: install, start the bundled SP-API emulator, run a real read against it, summarise;
+## make demo FILES=1 also reads with the invoice files staged as Airbyte's file transfer does
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(FILES),--files)
 
 ## make test: lint, then every unit and integration test (the first run also installs PyAirbyte),
 ## one test file at a time per core (pytest-xdist; a file's tests share their fixtures)

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 
 setup(
     name="source-sp-invoices",

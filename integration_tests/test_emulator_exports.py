@@ -512,6 +512,19 @@ def test_given_xml_files_are_served_byte_for_byte_as_the_first_invoices(dataset:
     assert server.xml_files == {}
 
 
+def test_entry_names_name_the_zip_entries_as_given(dataset: Dataset) -> None:
+    first_day = [invoice["id"] for invoice in dataset.export_invoices("2024-07-01", "2024-07-01")]
+    hostile = {first_day[0]: "../x.xml", first_day[1]: "/etc/x.xml"}
+    with Emulator(dataset, entry_names=hostile) as emulator:
+        assert emulator.server.info()["entryNames"] == 2
+        export_id = emulator.create_id("2024-07-01", "2024-07-01")
+        emulator.finish()
+        files = dict(emulator.files(export_id))
+    assert files["../x.xml"] == dataset.nfe_xml(first_day[0])
+    assert files["/etc/x.xml"] == dataset.nfe_xml(first_day[1])
+    assert {f"{i}.xml" for i in first_day[2:]} == set(files) - {"../x.xml", "/etc/x.xml"}
+
+
 def test_cli_xml_dir_takes_every_xml_file_in_path_order(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "events").mkdir()
     for name in ("b.xml", "a.XML", "events/E1.xml", "notes.txt"):

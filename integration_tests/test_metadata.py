@@ -67,6 +67,7 @@ def test_metadata_matches_airbytes_model() -> None:
     assert str(data.documentation_url).endswith("/docs/sp-invoices.md")
     suites = {option.suite.value for option in data.connector_test_suites_options or []}
     assert {"unitTests", "integrationTests"} <= suites
+    assert data.supports_file_transfer is True  # invoice_documents delivers the XML files
 
 
 def test_the_model_rejects_what_the_registry_would_reject() -> None:

@@ -1,11 +1,13 @@
 """`make demo`: start the bundled SP-API emulator, run the real CLI against it, summarise the read.
 
 Everything lands in .demo/ (config, catalog, the raw Airbyte messages), so that the commands it
-prints can be run again by hand.
+prints can be run again by hand. `make demo FILES=1` (`--files`) adds a read with Airbyte's file
+transfer: each invoice's XML staged in .demo/staging/, as a destination such as S3 would take it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -181,7 +183,71 @@ def incremental(config: Path, catalog: Path, first: list[dict]) -> None:
         print(f"  invoice_exports lists the exports created so far: {dict(statuses)}")
 
 
+def file_transfer(config: Path) -> None:
+    """Read invoice_documents again with its files asked for (delivery_method Copy Raw Files),
+    staged under .demo/staging/ as Airbyte's platform stages them for a destination."""
+    staging = WORK / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    files_config = WORK / "config-files.json"
+    raw = json.loads(config.read_text())
+    raw["delivery_method"] = {"delivery_type": "use_file_transfer"}
+    files_config.write_text(json.dumps(raw, indent=2))
+    files_catalog = WORK / "catalog-files.json"
+    stream = {
+        "name": "invoice_documents",
+        "json_schema": {},
+        "supported_sync_modes": ["full_refresh"],
+    }
+    files_catalog.write_text(
+        json.dumps(
+            {
+                "streams": [
+                    {
+                        "stream": stream,
+                        "sync_mode": "full_refresh",
+                        "destination_sync_mode": "overwrite",
+                        "include_files": True,
+                    }
+                ]
+            },
+            indent=2,
+        )
+    )
+    print(
+        "\nThe invoice files through Airbyte's file transfer (delivery_method Copy Raw Files), "
+        "staged in .demo/staging as a destination such as S3 takes them:"
+    )
+    os.environ["AIRBYTE_STAGING_DIRECTORY"] = str(staging)
+    print(f"$ export AIRBYTE_STAGING_DIRECTORY={os.path.relpath(staging, ROOT)}")
+    messages = run(
+        ["read", "--config", str(files_config), "--catalog", str(files_catalog)],
+        WORK / "read-files.jsonl",
+    )
+    records = [m["record"] for m in messages if m["type"] == "RECORD"]
+    staged = sorted(p for p in staging.rglob("*.xml"))
+    months = Counter(p.parent.relative_to(p.parents[2]).as_posix() for p in staged)
+    print(f"  {len(staged)} files staged, {sum(p.stat().st_size for p in staged):,} bytes:")
+    for month, count in sorted(months.items()):
+        print(f"    {month}/  {count} file(s)")
+    for path in staged[:3]:
+        print(f"    {path.relative_to(staging)}")
+    if records:
+        record = records[0]
+        print("  the first record's file_reference (its xml column is left out: the file is it):")
+        print("  " + json.dumps(record.get("file_reference"), indent=2).replace("\n", "\n  "))
+        print(f"  its columns include xml: {'xml' in record['data']}")
+    errors = [m for m in messages if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"]
+    if errors:
+        raise SystemExit(f"the read failed: {errors[0]['trace']['error']['message']}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--files", action="store_true", help="also read with the invoice files (file transfer)"
+    )
+    args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     if not shutil.which(str(BIN / "source-sp-invoices")):
         raise SystemExit("source-sp-invoices is not installed: run `make demo`")
@@ -200,7 +266,14 @@ def main() -> None:
         )
         summarise(messages)
         incremental(config, catalog, messages)
-        print("\nAll Airbyte messages are in .demo/read.jsonl and .demo/read-incremental.jsonl.")
+        if args.files:
+            file_transfer(config)
+        else:
+            print("\n`make demo FILES=1` also shows a read with the invoice files (file transfer).")
+        also = " and .demo/read-files.jsonl" if args.files else ""
+        print(
+            f"\nAll Airbyte messages are in .demo/read.jsonl, .demo/read-incremental.jsonl{also}."
+        )
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)

@@ -31,6 +31,8 @@ FORMS = {
     "series": "1 to 3 digits",
     "app_id": "amzn1.sp.solution. followed by letters, digits and hyphens",
 }
+# delivery_method's choice as source-s3 and the file-based CDK spell it: Copy Raw Files.
+FILE_TRANSFER = "use_file_transfer"
 
 
 class ConfigError(AirbyteTracedException):
@@ -112,6 +114,8 @@ class Config:
     parse_nfe: bool = True
     fail_on_invalid_xml: bool = False  # invalid_xml: fail_sync, rather than emit_with_error
     stop_sync_on_rate_limit: bool = False  # 429s past the retries: config_error, not transient
+    copy_raw_files: bool = False  # delivery_method is Copy Raw Files: invoice files asked for
+    keep_xml_column: bool = False  # with files delivered, invoice_documents keeps `xml` too
     filters: InvoiceFilters = field(default_factory=InvoiceFilters)
 
     def end_or_now(self, now: datetime | None = None) -> datetime:
@@ -195,6 +199,8 @@ def parse_config(raw: Mapping[str, Any], now: datetime | None = None) -> Config:
         parse_nfe=raw.get("parse_nfe", True),
         fail_on_invalid_xml=raw.get("invalid_xml") == "fail_sync",
         stop_sync_on_rate_limit=raw.get("stop_sync_on_rate_limit", False),
+        copy_raw_files=(raw.get("delivery_method") or {}).get("delivery_type") == FILE_TRANSFER,
+        keep_xml_column=raw.get("keep_xml_column", False),
         filters=InvoiceFilters(
             statuses=tuple(raw.get("statuses") or ()),
             invoice_type=raw.get("invoice_type") or None,
@@ -250,6 +256,8 @@ def _schema_problem(error: ValidationError, properties: Mapping[str, Any]) -> st
         return f"{name} must be {form}{like}."
     if error.validator in ("minimum", "maximum"):
         return f"{name} must be between {rule.get('minimum')} and {rule.get('maximum')}."
+    if error.validator == "oneOf" or (error.validator == "type" and "oneOf" in prop):
+        return f"{name} must be {_choices(prop)}."
     if error.validator == "uniqueItems":
         return f"{name} lists {_repeated(error.instance)}: name each value once."
     if error.validator == "type":
@@ -263,6 +271,15 @@ def _schema_problem(error: ValidationError, properties: Mapping[str, Any]) -> st
             expected = like
         return f"{name} must be of type {error.validator_value}{expected}."
     return f"{name} is not valid ({error.validator})."
+
+
+def _choices(prop: Mapping[str, Any]) -> str:
+    """The options of a oneOf key, by the value of the property that tells them apart (its
+    `const` in each), as "an object whose `delivery_type` is a (A) or b (B)"."""
+    options = prop["oneOf"]
+    key = next(k for k, v in options[0]["properties"].items() if "const" in v)
+    values = [f"{o['properties'][key]['const']} ({o['title']})" for o in options]
+    return f"an object whose `{key}` is {', '.join(values[:-1])} or {values[-1]}"
 
 
 def _like(prop: Mapping[str, Any], item: bool) -> str:

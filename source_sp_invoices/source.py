@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,11 @@ from airbyte_cdk.sources.utils.schema_helpers import split_config
 
 from source_sp_invoices.config import Config, parse_config
 from source_sp_invoices.connection_check import check_connection
+from source_sp_invoices.export_pipeline.file_staging import (
+    FileStager,
+    files_asked_for,
+    staging_root,
+)
 from source_sp_invoices.export_pipeline.invoice_counts import InvoiceCounts
 from source_sp_invoices.http.auth import LwaAuthenticator
 from source_sp_invoices.http.rate_limits import RateLimits, SpApiBudget
@@ -46,6 +52,8 @@ class SourceSpInvoices(AbstractSource):
         # invoices of each day that the `invoices` stream counts for the export plan.
         self._budget: tuple[RateLimits, SpApiBudget] | None = None
         self._counts: InvoiceCounts | None = None
+        # Set by read when invoice_documents delivers its files (file transfer).
+        self._files: FileStager | None = None
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() shows repr(message); Airbyte users should read the message itself.
@@ -68,6 +76,8 @@ class SourceSpInvoices(AbstractSource):
         for stream in streams:
             if isinstance(stream, Invoices):
                 stream.counts = self._counts
+            elif isinstance(stream, InvoiceDocuments):
+                stream.files = self._files
         return streams
 
     def read(
@@ -84,6 +94,9 @@ class SourceSpInvoices(AbstractSource):
         # traceback, and be said again in the sync's summary.
         streams = self.streams(split_config(config)[0])
         check_saved_states({s.name: s for s in streams}, catalog, state)
+        # So is a staging folder the invoice files cannot be written to.
+        documents = next(s for s in streams if isinstance(s, InvoiceDocuments))
+        self._files = _file_stager(documents.config, catalog, logger)
         self._budget = _new_budget()
         if any(c.stream.name in DOCUMENT_STREAMS for c in catalog.streams):
             self._counts = InvoiceCounts()
@@ -97,6 +110,17 @@ class SourceSpInvoices(AbstractSource):
             document_streams=lambda: {s.name: s for s in self.streams(split_config(config)[0])},
             counts=self._counts,
         )
+
+
+def _file_stager(
+    config: Config, catalog: ConfiguredAirbyteCatalog, logger: logging.Logger
+) -> FileStager | None:
+    """The stager of invoice_documents' files when this sync delivers them (file transfer)."""
+    documents = next((c for c in catalog.streams if c.stream.name == InvoiceDocuments.name), None)
+    why = files_asked_for(config, documents, os.environ) if documents else None
+    if why is None:
+        return None
+    return FileStager(staging_root(os.environ), why, logger)
 
 
 def _new_budget() -> tuple[RateLimits, SpApiBudget]:

@@ -210,6 +210,7 @@ class EmulatorServer:
         reuse_identical_documents: bool = False,
         encoding_mix: bool = False,
         xml_files: Mapping[str, bytes] | None = None,
+        entry_names: Mapping[str, str] | None = None,
         max_export_days: int | None = None,
         readings: Readings | None = None,
         arrival_grace: float = DEFAULT_ARRIVAL_GRACE,
@@ -240,6 +241,9 @@ class EmulatorServer:
         xml_files: invoice id -> the bytes the export documents hold for that invoice, as they
             are, instead of its generated NF-e (real files from elsewhere; `serve_xml` picks
             the invoices). Kept as `self.xml_files`, read whenever a document is built.
+        entry_names: invoice id -> the name of its ZIP entry instead of `<invoice id>.xml` (a
+            hostile name such as `../x.xml` or `/etc/x.xml`, for a client's file handling).
+            Kept as `self.entry_names`, read whenever a ZIP is built.
         readings: which reading of the model to serve where it contradicts itself (default
             `Readings()`, the behaviour before readings existed). Kept as `self.readings` and
             read on every request, so a test may replace it while the server runs.
@@ -262,6 +266,7 @@ class EmulatorServer:
         self._now = now or self.wall.now
         self.encoding_mix = encoding_mix
         self.xml_files: dict[str, bytes] = dict(xml_files or {})
+        self.entry_names: dict[str, str] = dict(entry_names or {})
         self.max_export_days = max_export_days
         self.readings = readings if readings is not None else Readings()
         self.exports = ExportRegistry(
@@ -270,7 +275,9 @@ class EmulatorServer:
             max_invoices_per_document,
         )
         self.signer = UrlSigner(secrets.token_bytes(32), self.wall)
-        self.zips = ZipStore(self._zip_entry, reuse_identical=reuse_identical_documents)
+        self.zips = ZipStore(
+            self._zip_entry, reuse_identical=reuse_identical_documents, name=self._entry_name
+        )
         self._page_tokens = operations.PageTokens(secrets.token_bytes(32))
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -554,6 +561,7 @@ class EmulatorServer:
             "documentUrlTtl": self.signer.ttl,
             "encodingMix": self.encoding_mix,
             "xmlFiles": len(self.xml_files),
+            "entryNames": len(self.entry_names),
             "maxExportDays": self.max_export_days,
             "exports": len(self.exports.all()),
             "readings": self.readings.to_json(),
@@ -707,6 +715,11 @@ class EmulatorServer:
             data = self.dataset.nfe_xml(invoice_id, encoding)
         issued = self.dataset.record(invoice_id).nfe.issued_at.astimezone(BRAZIL_TZ)
         return data, issued
+
+    def _entry_name(self, invoice_id: str) -> str:
+        """The name of an invoice's ZIP entry: `<invoice id>.xml`, or the one given for it in
+        `entry_names`."""
+        return self.entry_names.get(invoice_id, f"{invoice_id}.xml")
 
     def _download(self, request: Request) -> Response:
         """Answer GET /_s3/documents/<id>.zip?<pre-signed query> the way S3 would (<id>.xml

@@ -32,16 +32,23 @@ class BuildCancelled(Exception):
 
 
 class ZipStore:
-    """Builds and caches one ZIP per document: entries `<invoice id>.xml`, deflated."""
+    """Builds and caches one ZIP per document: entries `<invoice id>.xml` unless named, deflated."""
 
-    def __init__(self, entry: Callable[[str], Entry], reuse_identical: bool = False) -> None:
-        """Take the function that renders one invoice's file (called once per entry).
+    def __init__(
+        self,
+        entry: Callable[[str], Entry],
+        reuse_identical: bool = False,
+        name: Callable[[str], str] = lambda invoice_id: f"{invoice_id}.xml",
+    ) -> None:
+        """Take the function that renders one invoice's file (called once per entry), and the
+        one that names its entry.
 
         With `reuse_identical`, a document holding the same invoices as one already built
         shares its ZIP (benchmarks read the same days many times; tests that change an
         invoice between exports must leave it off).
         """
         self._entry = entry
+        self._name = name
         self._reuse_identical = reuse_identical
         self._lock = threading.Lock()
         self._directory: Path | None = None
@@ -80,7 +87,7 @@ class ZipStore:
                 if closing.is_set():
                     raise BuildCancelled(document.document_id)
                 data, stamp = self._entry(invoice_id)
-                info = zipfile.ZipInfo(f"{invoice_id}.xml", stamp.timetuple()[:6])
+                info = zipfile.ZipInfo(self._name(invoice_id), stamp.timetuple()[:6])
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, data, compresslevel=COMPRESS_LEVEL)

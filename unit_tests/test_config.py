@@ -157,6 +157,27 @@ def test_enums_and_ranges_are_named():
     assert "`lookback_days` must be of type integer" in error_of(lookback_days="3")
 
 
+@pytest.mark.parametrize(
+    ("delivery_method", "files"),
+    [
+        (None, False),
+        ({"delivery_type": "use_records_transfer"}, False),
+        ({"delivery_type": "use_file_transfer"}, True),
+        # source-s3's form of the option, copied with its own key: the choice is what counts
+        ({"delivery_type": "use_file_transfer", "preserve_directory_structure": False}, True),
+    ],
+)
+def test_copy_raw_files_asks_for_the_invoice_files(delivery_method, files):
+    parsed = parse_config(make_config(delivery_method=delivery_method), now=NOW)
+    assert parsed.copy_raw_files is files
+    assert parsed.keep_xml_column is False
+
+
+def test_the_xml_column_is_kept_with_files_only_when_asked():
+    parsed = parse_config(make_config(keep_xml_column=True), now=NOW)
+    assert parsed.keep_xml_column is True
+
+
 def test_transaction_identifier_needs_both_parts():
     message = error_of(transaction_identifier_name="SHIPMENT_ID")
     assert "`transaction_identifier_name` and `transaction_identifier_id` go together" in message
@@ -198,6 +219,10 @@ def test_several_problems_are_reported_together():
 # Bad values for every optional key of the spec, and the whole problem each must give: the key,
 # and the form it takes (a type, a range, the choices, a pattern in words, with an example).
 TYPE_OF_SERIES = "`series` must be of type string: 1 to 3 digits, like 1."
+DELIVERY_METHOD = (
+    "`delivery_method` must be an object whose `delivery_type` is use_records_transfer "
+    "(Replicate Records) or use_file_transfer (Copy Raw Files)."
+)
 BAD_OPTIONAL_VALUES = [
     ("region", "US", "`region` must be one of NA, EU, FE."),
     ("region", 1, "`region` must be one of NA, EU, FE."),  # not also "of type string"
@@ -246,6 +271,10 @@ BAD_OPTIONAL_VALUES = [
     ),
     ("invalid_xml", "skip", "`invalid_xml` must be one of emit_with_error, fail_sync."),
     ("lookback_exports", "changed", "`lookback_exports` must be one of changed_days, every_day."),
+    ("delivery_method", {"delivery_type": "use_files"}, DELIVERY_METHOD),
+    ("delivery_method", {}, DELIVERY_METHOD),  # no delivery_type
+    ("delivery_method", "use_file_transfer", DELIVERY_METHOD),  # the type alone, not an object
+    ("keep_xml_column", "yes", "`keep_xml_column` must be of type boolean: true or false."),
     (
         "statuses",
         "AUTHORIZED",
@@ -357,7 +386,7 @@ BAD_REQUIRED_VALUES = [
     ("refresh_token", None, "`refresh_token` is missing: Refresh Token is required."),
 ]
 BAD_VALUES = BAD_OPTIONAL_VALUES + BAD_REQUIRED_VALUES
-RULES = ("type", "enum", "minimum", "maximum", "pattern", "uniqueItems")
+RULES = ("type", "enum", "minimum", "maximum", "pattern", "uniqueItems", "oneOf")
 
 
 def test_every_optional_key_of_the_spec_has_a_checked_bad_value():

@@ -24,6 +24,7 @@ from airbyte_cdk.models import (
     AirbyteEstimateTraceMessage,
     AirbyteMessage,
     AirbyteRecordMessage,
+    AirbyteRecordMessageFileReference,
     AirbyteTraceMessage,
     EstimateType,
     FailureType,
@@ -73,6 +74,10 @@ class DocumentStream(Protocol):
     def exports_api(self) -> SpApiExports: ...
 
     def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]: ...
+
+    def file_of(
+        self, entry: Entry, parsed: ParsedNfe | str | None
+    ) -> AirbyteRecordMessageFileReference | None: ...
 
 
 @dataclass
@@ -319,11 +324,15 @@ class DocumentPass:
         for output in wanted:
             output.wanted += 1
             name = output.stream.name
+            # Written whole before its record is emitted (file transfer; None without it).
+            file = output.stream.file_of(entry, parsed)
             for record in output.stream.records(entry, parsed):
                 output.records += 1
                 yield AirbyteMessage(
                     type=MessageType.RECORD,
-                    record=AirbyteRecordMessage(stream=name, data=record, emitted_at=emitted_at),
+                    record=AirbyteRecordMessage(
+                        stream=name, data=record, emitted_at=emitted_at, file_reference=file
+                    ),
                 )
 
     def _parse(self, entry: Entry) -> ParsedNfe | str:

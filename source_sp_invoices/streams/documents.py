@@ -9,11 +9,17 @@ from functools import lru_cache
 from typing import Any
 
 import requests
-from airbyte_cdk.models import AirbyteMessage, SyncMode
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteRecordMessageFileReference,
+    AirbyteStream,
+    SyncMode,
+)
 
 from source_sp_invoices.config import ConfigError
 from source_sp_invoices.export_pipeline.api import SpApiExports
 from source_sp_invoices.export_pipeline.changed_days import read_records
+from source_sp_invoices.export_pipeline.file_staging import FileStager
 from source_sp_invoices.export_pipeline.pipeline import Entry
 from source_sp_invoices.export_pipeline.windows import Window
 from source_sp_invoices.nfe import ParsedNfe
@@ -132,21 +138,45 @@ class ExportedInvoicesStream(IncrementalSpApiStream, ABC):
         """The records of one invoice XML; `parsed` is its NF-e, why it is not one, or None
         when parse_nfe is off."""
 
+    def file_of(
+        self, entry: Entry, parsed: ParsedNfe | str | None
+    ) -> AirbyteRecordMessageFileReference | None:
+        """The file the records of one invoice XML carry (staged before they are emitted), or
+        None: only invoice_documents delivers files, when they are asked for."""
+        return None
+
 
 class InvoiceDocuments(ExportedInvoicesStream):
     """One record per invoice XML: the raw text and, unless turned off, the NF-e header."""
 
     name = "invoice_documents"
     primary_key = "invoiceId"
+    # Set by the source when this sync delivers the invoice files (file transfer).
+    files: FileStager | None = None
 
     @property
     def needs_nfe(self) -> bool:  # type: ignore[override]
         return self.config.parse_nfe
 
+    def as_airbyte_stream(self) -> AirbyteStream:
+        """A stream of files and their metadata: the CDK leaves is_file_based unset."""
+        stream = super().as_airbyte_stream()
+        stream.is_file_based = True
+        return stream
+
+    def file_of(
+        self, entry: Entry, parsed: ParsedNfe | str | None
+    ) -> AirbyteRecordMessageFileReference | None:
+        if self.files is None:
+            return None
+        header = parsed.header if isinstance(parsed, ParsedNfe) else None
+        return self.files.stage(entry.xml.invoice_id, entry.xml.data, header)
+
     def records(self, entry: Entry, parsed: ParsedNfe | str | None) -> Iterable[dict[str, Any]]:
         record = _window_fields(entry)
         record["fileName"] = entry.xml.file_name
-        record["xml"] = entry.xml.xml
+        if self.files is None or self.config.keep_xml_column:  # else the file is the XML
+            record["xml"] = entry.xml.xml
         if isinstance(parsed, str):
             record["nfeParseError"] = parsed
         elif parsed is not None:
