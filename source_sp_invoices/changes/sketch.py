@@ -109,7 +109,7 @@ class Sketch:
         """A table from its text (ValueError when the text is not one)."""
         data = base64.b64decode(text.encode("ascii"), validate=True)
         if len(data) != _ENCODED_BYTES:
-            raise ValueError(f"a sketch holds {_ENCODED_BYTES} bytes, not {len(data)}")
+            raise ValueError(len(data))  # not the size of a sketch
         sketch = cls()
         for cell in range(CELLS):
             offset = cell * _CELL_BYTES

@@ -46,7 +46,7 @@ class Slot:
         """A slot from its key, YYYY-MM-DDTHH with HH 00 or 03 (ValueError otherwise)."""
         start = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
         if start.hour not in (0, 3) or start.strftime("%Y-%m-%dT%H") != key:
-            raise ValueError(f"{key!r} is not the start of a slot (00 or 03 hours UTC)")
+            raise ValueError(key)  # not the start of a slot (00 or 03 hours UTC)
         return cls(start)
 
     @property
