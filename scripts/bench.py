@@ -55,6 +55,16 @@ memory a read takes. Prints medians of several runs; asserts nothing (timings fl
             and beyond the first export's processing, and the
             documents of the incremental sync that follows (the lookback days again).
 
+(k) day     "A seller's day": after a backfill (14 days, every stream selected, default config,
+            scale 240), 24 hourly syncs from the state each one leaves, while the day's invoices
+            arrive hour by hour and three invoices of the days looked back at are canceled (at
+            6, 12 and 18 h), for a year-like seller (55 invoices a day, M 500) and a busy one
+            (274 a day, M 500): documents fetched, exports created, records of `invoices`,
+            `invoice_documents` and `invoice_items` emitted over the day against the invoices new
+            or changed, the median sync's wall time and Amazon's time (the emulator's clock),
+            and the state's size; this version next to 0.5.0 (run from git at
+            BASELINE_0_5_0, which exports and emits every day looked back at again).
+
 `--only` takes a part's name or letter (`--only memory`, `--only c`), and may be repeated.
 """
 
@@ -65,6 +75,7 @@ import json
 import math
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -73,8 +84,9 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -762,6 +774,115 @@ def floor_run(name: str, rule: str, seed: int, baseline: Path | None) -> dict[st
     }
 
 
+BASELINE_0_5_0 = "e77afb2"  # 0.5.0 as it landed: the last commit before change detection
+DAY_SELLERS = {"year-like": (55, 500), "busy": (274, 500)}  # invoices a day, invoices per document
+DAY_BACKFILL_DAYS = 14
+DAY_CANCELED_AT = (6, 12, 18)  # hours at which an invoice of the days looked back at is canceled
+DAY_STREAMS = ("invoices", "invoice_documents", "invoice_items")
+
+
+def tree_at(commit: str, directory: str) -> Path | None:
+    """The package and main.py of a commit, from git, to run against the same data."""
+    target = Path(directory, commit)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "source_sp_invoices", "main.py"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        return None
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def counted_read(command: list[str], cwd: str | None) -> tuple[float, Counter, dict[str, Any]]:
+    """Run a read: its wall time, its records per stream, and the last state of each stream."""
+    started = time.monotonic()
+    records: Counter = Counter()
+    states: dict[str, Any] = {}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if '"RECORD"' in line:
+            records[json.loads(line)["record"]["stream"]] += 1
+        elif '"STATE"' in line:
+            message = json.loads(line)
+            stream = message["state"].get("stream") or {}
+            states[stream.get("stream_descriptor", {}).get("name")] = message["state"]
+    if process.wait() != 0:
+        raise RuntimeError(f"{command[:2]} read failed")
+    return time.monotonic() - started, records, states
+
+
+def day_run(name: str, version: str, seed: int, tree: Path | None) -> dict[str, Any] | None:
+    """A backfill, then 24 hourly syncs while the day's invoices arrive and three invoices of
+    the days looked back at are canceled; what the hourly syncs cost."""
+    per_day, per_document = DAY_SELLERS[name]
+    if version == "0.5.0" and tree is None:
+        return None
+    start = date(2024, 1, 1)
+    dataset = Dataset.generate(
+        seed=seed, start=start, days=DAY_BACKFILL_DAYS, invoices_per_day=per_day
+    )
+    day = start + timedelta(days=DAY_BACKFILL_DAYS)
+    rng = random.Random(seed)
+    hourly = [per_day // 24 + (1 if h < per_day % 24 else 0) for h in range(24)]
+    with (
+        EmulatorServer(
+            dataset, time_scale=FLOOR_SCALE, max_invoices_per_document=per_document
+        ) as server,
+        tempfile.TemporaryDirectory() as directory,
+    ):
+        server.signer.ttl = 600
+
+        def sync(end: str, state: list[dict[str, Any]] | None):
+            config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end)
+            command = cli_command(directory, config, ALL_STREAMS, state)
+            cwd = None
+            if version == "0.5.0":
+                assert tree is not None
+                command, cwd = [sys.executable, str(tree / "main.py"), *command[1:]], str(tree)
+            return counted_read(command, cwd)
+
+        _, _, states = sync(f"{day.isoformat()}T00:00:00Z", None)
+        state = list(states.values())
+        server.stats.reset()
+        exports_before = len(server.exports.all())
+        walls, amazon, records, changed = [], [], Counter(), 0
+        for hour in range(1, 25):
+            for _ in range(hourly[hour - 1]):
+                moment = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
+                    hours=hour - 1, seconds=rng.randrange(3600)
+                )
+                dataset.add_invoice(moment)
+                changed += 1
+            if hour in DAY_CANCELED_AT:
+                looked_back = dataset.invoices(
+                    datetime.combine(day - timedelta(days=3), datetime.min.time(), UTC),
+                    datetime.combine(day, datetime.min.time(), UTC),
+                    statuses=["AUTHORIZED"],
+                )
+                dataset.set_status(rng.choice(looked_back)["id"], "CANCELED")
+                changed += 1
+            end = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
+            clock = server.exports.now()
+            wall, emitted, states = sync(end.strftime("%Y-%m-%dT%H:%M:%SZ"), state)
+            amazon.append(server.exports.now() - clock)
+            walls.append(wall)
+            records += emitted
+            state = [states.get(s["stream"]["stream_descriptor"]["name"], s) for s in state]
+        size = max(len(json.dumps(s["stream"]["stream_state"])) for s in state)
+        return {
+            "documents": len(fetched_documents(server)),
+            "exports": len(server.exports.all()) - exports_before,
+            "changed": changed,
+            **{stream: records[stream] for stream in DAY_STREAMS},
+            "wall": statistics.median(walls),
+            "amazon": statistics.median(amazon),
+            "state_bytes": size,
+        }
+
+
 def mb(size: float) -> str:
     return f"{size / 2**20:.2f} MB"
 
@@ -784,6 +905,7 @@ PARTS = {  # name: letter, in the order they run
     "quiet": "h",
     "resources": "i",
     "floor": "j",
+    "day": "k",
 }
 
 
@@ -1031,6 +1153,38 @@ def main() -> None:
                         "the first export's processing; incremental sync "
                         f"{median(r['incremental'] for r in done):.0f} documents; wall "
                         f"{median(r['wall'] for r in done):.0f} s"
+                    )
+
+    if "day" in parts:
+        print(
+            f"\n(k) a seller's day: 24 hourly syncs after a {DAY_BACKFILL_DAYS}-day backfill, "
+            f"every stream selected, default config, scale {FLOOR_SCALE:g}"
+        )
+        print(f"    0.5.0 is run from git ({BASELINE_0_5_0}); medians of {args.runs} runs")
+        with tempfile.TemporaryDirectory() as directory:
+            tree = tree_at(BASELINE_0_5_0, directory)
+            if tree is None:
+                print("    0.5.0: skipped (no git history here)")
+            for name, (per_day, per_document) in DAY_SELLERS.items():
+                print(f"    {name}: {per_day} invoices a day, M {per_document}")
+                for version in ("this", "0.5.0"):
+                    runs = [day_run(name, version, seed, tree) for seed in range(1, args.runs + 1)]
+                    done = [r for r in runs if r is not None]
+                    if not done:
+                        continue
+                    changed = median(r["changed"] for r in done)
+                    ratios = ", ".join(
+                        f"{stream} {median(r[stream] for r in done) / changed:.2f}"
+                        for stream in DAY_STREAMS
+                    )
+                    print(
+                        f"      {version + ':':<6} {median(r['documents'] for r in done):.0f} "
+                        f"documents (runs {', '.join(str(r['documents']) for r in done)}), "
+                        f"{median(r['exports'] for r in done):.0f} exports, records per invoice "
+                        f"new or changed ({changed:.0f}): {ratios}; median sync "
+                        f"{median(r['wall'] for r in done):.1f} s wall, "
+                        f"{median(r['amazon'] for r in done):.0f} s of Amazon's time; largest "
+                        f"stream state {median(r['state_bytes'] for r in done):.0f} bytes"
                     )
 
     if "resources" in parts:

@@ -146,7 +146,12 @@ def summarise(messages: list[dict]) -> None:
         }
         print("\nLast state of each stream (an incremental sync continues from here):")
         for name, state in last.items():
-            print(f"  {name:<20} {json.dumps(state)}")
+            shown = dict(state)
+            for key in ("delivered", "pending"):  # one fixed-size sketch per slot: summarised
+                if key in shown:
+                    size = len(json.dumps(shown[key]))
+                    shown[key] = f"<{len(shown[key])} slot(s) of the lookback, {size:,} bytes>"
+            print(f"  {name:<20} {json.dumps(shown)}")
     if errors:
         raise SystemExit(f"the read failed: {errors[0]['error']['message']}")
 
@@ -165,11 +170,21 @@ def incremental(config: Path, catalog: Path, first: list[dict]) -> None:
             final[name] = message["state"]
     state = WORK / "state.json"
     state.write_text(json.dumps(list(final.values()), indent=2))
-    print("\nThe next sync, from that state (re-reading the lookback days for late changes):")
+    print(
+        "\nThe next sync, from that state, with nothing new since: it lists the lookback days "
+        "again and compares them with what was delivered (lookback_exports: changed_days):"
+    )
     messages = run(
         ["read", "--config", str(config), "--catalog", str(catalog), "--state", str(state)],
         WORK / "read-incremental.jsonl",
     )
+    logs = [m["log"]["message"] for m in messages if m["type"] == "LOG"]
+    said = next((line for line in logs if "day(s) looked back at" in line), None)
+    if said:
+        print(f"  {said}")
+    created = sum("created export" in line for line in logs)
+    documents = sum(": document " in line and "downloaded and read" in line for line in logs)
+    print(f"  {created} export(s) created, {documents} document(s) fetched; records:")
     per_stream = Counter(m["record"]["stream"] for m in messages if m["type"] == "RECORD")
     for name in STREAMS:
         print(f"  {name:<20} {per_stream.get(name, 0):>6}")
@@ -181,6 +196,10 @@ def incremental(config: Path, catalog: Path, first: list[dict]) -> None:
     if exports:
         statuses = Counter(e.get("status") for e in exports)
         print(f"  invoice_exports lists the exports created so far: {dict(statuses)}")
+    print(
+        "  (invoice_attributes is a full refresh: its options come again every sync; "
+        "invoice_exports, the export jobs, lists again those of its lookback.)"
+    )
 
 
 def file_transfer(config: Path) -> None:

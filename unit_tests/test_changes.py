@@ -84,6 +84,7 @@ def test_a_sketch_is_a_fixed_size_whatever_the_invoices():
     large = Sketch.of(random.Random(1).getrandbits(48) for _ in range(100_000)).encode()
     assert len(small) == len(large) == 4 * CELLS * 10 // 3  # base64 of 10 bytes a cell
     assert Sketch.decode(large) == Sketch.decode(large)
+    assert Sketch().encode() == "" and Sketch.decode("") == Sketch()  # a quiet slot: nothing
 
 
 @pytest.mark.parametrize("seed", range(200))

@@ -9,7 +9,7 @@ table of what is listed now leaves only the elements that differ, which are peel
 cell at a time: the new and changed invoices, and the versions they replaced.
 
 The size is fixed whatever the number of invoices (CELLS * 10 bytes: 480 characters of base64 in
-the state), which is what lets the state grow with the days looked back, not with the invoices.
+the state, none for a slot without invoices), which is what lets the state grow with the days looked back, not with the invoices.
 Up to a dozen or so differences are told with high probability; more, and the table says it
 cannot tell (None), never a wrong answer: its caller then treats every invoice of the slot as
 changed.
@@ -97,7 +97,9 @@ class Sketch:
                 checks[cell] ^= check
 
     def encode(self) -> str:
-        """The table as base64 text, for the state."""
+        """The table as base64 text, for the state ("" for an empty one: a quiet slot)."""
+        if not any(self._counts) and not any(self._keys) and not any(self._checks):
+            return ""
         data = bytearray()
         for count, key, check in zip(self._counts, self._keys, self._checks, strict=True):
             data += _KEY_HIGH.pack(key >> 32)
@@ -107,6 +109,8 @@ class Sketch:
     @classmethod
     def decode(cls, text: str) -> Sketch:
         """A table from its text (ValueError when the text is not one)."""
+        if text == "":
+            return cls()
         data = base64.b64decode(text.encode("ascii"), validate=True)
         if len(data) != _ENCODED_BYTES:
             raise ValueError(len(data))  # not the size of a sketch
