@@ -279,3 +279,37 @@ def test_a_state_0_5_0_wrote_mid_backfill_is_read_on_without_a_loss(cli):
         assert all("2024-01-08" <= r["date"] <= resumed_from for r in after.records("invoices"))
         quiet = seller.sync()
         assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))
+
+
+def test_a_listing_that_fails_exports_the_days_looked_back_at_as_0_5_0_did(cli):
+    """getInvoices refusing the listing: a warning, and the days looked back at are exported
+    again and all their invoices emitted, as if they had changed; nothing is lost."""
+    dataset = Dataset.generate(seed=35, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server)
+        seller.sync()
+        server.faults.fail_next("getInvoices", 400, count=1000, message="Listing refused.")
+        config, state = seller.config, seller.state
+        run = cli.run("read", config, catalog=catalog(*DOCUMENT_STREAMS), state=state)
+        assert run.returncode == 0, run.errors()
+        assert "getInvoices did not list" in run.logs()
+        again = {r["invoiceId"] for r in run.records("invoice_documents")}
+        assert again == {i["id"] for i in dataset.export_invoices("2024-01-08", "2024-01-10")}
+
+
+def test_with_every_day_a_sync_with_nothing_new_exports_the_lookback_again(cli):
+    """The opt-out: `lookback_exports: every_day` exports and emits the days looked back at at
+    every sync, as 0.5.0 did, and keeps nothing to compare."""
+    dataset = Dataset.generate(seed=36, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server, lookback_exports="every_day")
+        seller.sync()
+        again = seller.sync()
+        assert again.exports >= 1 and again.documents >= 1
+        lookback = {i["id"] for i in dataset.export_invoices("2024-01-08", "2024-01-10")}
+        assert {r["invoiceId"] for r in again.records("invoice_documents")} == lookback
+        final = {
+            s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"]
+            for s in seller.state
+        }
+        assert not {"delivered", "pending"} & {k for state in final.values() for k in state}
