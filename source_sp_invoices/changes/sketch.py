@@ -9,7 +9,8 @@ table of what is listed now leaves only the elements that differ, which are peel
 cell at a time: the new and changed invoices, and the versions they replaced.
 
 The size is fixed whatever the number of invoices (CELLS * 10 bytes: 480 characters of base64 in
-the state, none for a slot without invoices), which is what lets the state grow with the days looked back, not with the invoices.
+the state, none for a slot without invoices), which is what lets the state grow with the days
+looked back at, not with the invoices.
 Up to a dozen or so differences are told with high probability; more, and the table says it
 cannot tell (None), never a wrong answer: its caller then treats every invoice of the slot as
 changed.
