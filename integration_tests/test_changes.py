@@ -69,6 +69,8 @@ class Seller:
         run.documents = len(document_fetches(self.server)) - documents  # type: ignore[attr-defined]
         self.state = latest_states(run, self.state)
         self.runs.append(run)
+        for state in self.state:  # a sync that ended leaves nothing to resume
+            assert "resume_from" not in state["stream"]["stream_state"], state
         return run
 
 
@@ -169,6 +171,24 @@ def test_syncs_pay_only_for_what_changed_under_every_reading(cli, readings):
         assert (quiet.exports, quiet.documents, counts(quiet)) == (0, 0, dict.fromkeys(THREE, 0))
         assert_union_exact(seller)
         assert server.stats.count(status=429) == 0
+
+
+def test_after_a_change_on_the_first_day_looked_back_at_every_day_is_still_looked_back_at(cli):
+    """A sync that exports only the first day looked back at again ends with nothing to
+    resume: the next sync still looks back at all three days and catches a change on the
+    first."""
+    dataset = Dataset.generate(seed=37, start=FIRST_DAY, days=DAYS, invoices_per_day=(30, 60))
+    with emulator_for(dataset) as server:
+        seller = Seller(cli, server)
+        seller.sync()
+        day = dataset.invoices("2024-01-08T04:00:00Z", "2024-01-08T23:00:00Z")
+        dataset.set_status(day[0]["id"], "CANCELED")
+        first = seller.sync()
+        assert {r["invoiceId"] for r in first.records("invoice_documents")} == {day[0]["id"]}
+        dataset.set_status(day[1]["id"], "CANCELED")
+        second = seller.sync()
+        assert {r["invoiceId"] for r in second.records("invoice_documents")} == {day[1]["id"]}
+        assert "of the 3 day(s) looked back at (2024-01-08..2024-01-10)" in second.logs()
 
 
 def kill_at_first_item(cli, seller: Seller) -> list[dict[str, Any]]:

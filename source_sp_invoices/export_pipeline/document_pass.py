@@ -365,7 +365,7 @@ class DocumentPass:
         states = [self._state(output, window, finished) for output in self._outputs]
         # Every day before `resume` is read in this sync (all of them when None).
         resume: date | None = window.last + timedelta(days=1) if finished else window.first
-        if finished and window.last >= self.last:
+        if finished and not self._more_after(window):
             resume = None
         ends = [date.fromisoformat(state["dateEnd"]) for state in states if "dateEnd" in state]
         through = min(ends) if len(ends) == len(states) else None
@@ -373,6 +373,15 @@ class DocumentPass:
         for output, state in zip(self._outputs, states, strict=True):
             output.stream.state = {**state, **changes}
             yield state_message(output.stream.name, output.stream.state)
+
+    def _more_after(self, window: Window) -> bool:
+        """Whether this sync exports a day after the window (days known unchanged are not)."""
+        day = window.last + timedelta(days=1)
+        while day <= self.last:
+            if day not in self.changes.skip:
+                return True
+            day += timedelta(days=1)
+        return False
 
     def _state(self, output: _Output, window: Window, finished: bool) -> dict[str, Any]:
         """A stream's state: the cursor only passes a window once all of its documents were
@@ -384,7 +393,7 @@ class DocumentPass:
             state["dateEnd"] = before["dateEnd"]
         elif done >= self.config.start.date():
             state["dateEnd"] = done.isoformat()
-        if not finished or window.last < self.last:
+        if not finished or self._more_after(window):
             resume = window.last + timedelta(days=1) if finished else window.first
             # A stream the pass is catching up for another stream resumes where it was.
             state["resume_from"] = max(resume, output.first).isoformat()
