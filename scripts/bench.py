@@ -796,8 +796,11 @@ def tree_at(commit: str, directory: str) -> Path | None:
     return target
 
 
-def counted_read(command: list[str], cwd: str | None) -> tuple[float, Counter, dict[str, Any]]:
-    """Run a read: its wall time, its records per stream, and the last state of each stream."""
+def counted_read(
+    command: list[str], cwd: str | None, ids: dict[str, set[str]] | None = None
+) -> tuple[float, Counter, dict[str, Any]]:
+    """Run a read: its wall time, its records per stream, and the last state of each stream;
+    the invoice ids of the `invoices` and `invoice_documents` records go into `ids`."""
     started = time.monotonic()
     records: Counter = Counter()
     states: dict[str, Any] = {}
@@ -805,7 +808,11 @@ def counted_read(command: list[str], cwd: str | None) -> tuple[float, Counter, d
     assert process.stdout is not None
     for line in process.stdout:
         if '"RECORD"' in line:
-            records[json.loads(line)["record"]["stream"]] += 1
+            record = json.loads(line)["record"]
+            records[record["stream"]] += 1
+            if ids is not None and record["stream"] in ids:
+                data = record["data"]
+                ids[record["stream"]].add(data.get("invoiceId") or data.get("id"))
         elif '"STATE"' in line:
             message = json.loads(line)
             stream = message["state"].get("stream") or {}
@@ -844,6 +851,8 @@ def day_run(name: str, version: str, seed: int, tree: Path | None) -> dict[str, 
     ):
         server.signer.ttl = 600
 
+        emitted_ids: dict[str, set[str]] = {"invoices": set(), "invoice_documents": set()}
+
         def sync(end: str, state: list[dict[str, Any]] | None):
             config = server.connector_config("2024-01-01T00:00:00Z", replication_end_date=end)
             command = cli_command(directory, config, ALL_STREAMS, state)
@@ -851,27 +860,35 @@ def day_run(name: str, version: str, seed: int, tree: Path | None) -> dict[str, 
             if version == "0.5.0":
                 assert tree is not None
                 command, cwd = [sys.executable, str(tree / "main.py"), *command[1:]], str(tree)
-            return counted_read(command, cwd)
+            return counted_read(command, cwd, emitted_ids)
 
         _, _, states = sync(f"{day.isoformat()}T00:00:00Z", None)
+        for ids in emitted_ids.values():
+            ids.clear()  # the backfill's
         state = list(states.values())
         server.stats.reset()
         exports_before = len(server.exports.all())
         walls, amazon, records, changed = [], [], Counter(), 0
+        changed_ids: set[str] = set()
         for hour in range(1, 25):
             for _ in range(hourly[hour - 1]):
                 moment = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
                     hours=hour - 1, seconds=rng.randrange(3600)
                 )
-                dataset.add_invoice(moment)
+                changed_ids.add(dataset.add_invoice(moment)["id"])
                 changed += 1
             if hour in DAY_CANCELED_AT:
+                # Of the days both `invoices` (3 days before its cursor, the last sync's end)
+                # and the document streams (the 3 whole days before the last) look back at.
+                midnight = datetime.combine(day, datetime.min.time(), UTC)
                 looked_back = dataset.invoices(
-                    datetime.combine(day - timedelta(days=3), datetime.min.time(), UTC),
-                    datetime.combine(day, datetime.min.time(), UTC),
+                    midnight - timedelta(days=3) + timedelta(hours=hour + 3),
+                    midnight,
                     statuses=["AUTHORIZED"],
                 )
-                dataset.set_status(rng.choice(looked_back)["id"], "CANCELED")
+                canceled = rng.choice(looked_back)["id"]
+                dataset.set_status(canceled, "CANCELED")
+                changed_ids.add(canceled)
                 changed += 1
             end = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
             exports, documents = len(server.exports.all()), len(fetched_documents(server))
@@ -892,6 +909,8 @@ def day_run(name: str, version: str, seed: int, tree: Path | None) -> dict[str, 
             "amazon": statistics.median(amazon),
             "amazon_day": sum(amazon),
             "state_bytes": size,
+            # New or changed invoices that a stream did not emit during the day: none, ever.
+            "missing": sum(len(changed_ids - ids) for ids in emitted_ids.values()),
         }
 
 
@@ -1197,7 +1216,9 @@ def main() -> None:
                         f"{median(r['wall'] for r in done):.1f} s wall at scale {FLOOR_SCALE:g}, "
                         f"{median(r['amazon'] for r in done):.0f} s at Amazon's rates "
                         f"({median(r['amazon_day'] for r in done) / 60:.0f} min over the day); "
-                        f"largest stream state {median(r['state_bytes'] for r in done):.0f} bytes"
+                        f"largest stream state {median(r['state_bytes'] for r in done):.0f} bytes; "
+                        f"new or changed invoices missing from invoices or invoice_documents: "
+                        f"{sum(r['missing'] for r in done)}"
                     )
 
     if "resources" in parts:

@@ -108,7 +108,6 @@ class ChangedDays:
         self._label = label
         self.skip: frozenset[date] = frozenset()
         self.unchanged: frozenset[str] = frozenset()  # invoice ids not to emit again
-        self._exported: set[date] = set()  # days whose export was created in this sync
         self.zone = zone if self.enabled else None
         self._votes: Counter[str] = Counter()  # invoices that said a zone in this sync
 
@@ -151,18 +150,23 @@ class ChangedDays:
         self._learn()
 
     def _learn(self) -> None:
-        utc, brazil = self._votes[UTC_DAYS], self._votes[BRAZIL_DAYS]
-        said = UTC_DAYS if utc >= ZONE_VOTES and not brazil else None
-        said = BRAZIL_DAYS if brazil >= ZONE_VOTES and not utc else said
-        if said and said != self.zone:
-            self._logger.info(
-                f"{self._label}: Amazon's exports read their days as {said} days "
-                f"({max(utc, brazil)} invoice(s) at the edges of the windows say so): a change "
-                "in the first three "
-                "hours of a UTC day is now exported with one day, not two."
-            )
-            self.zone = said
-        elif utc and brazil and self.zone is not None:
+        """Take a zone once ZONE_VOTES invoices say it and none the other; forget a known one
+        once as many say the other (then both days are exported again, never a wrong one)."""
+        votes = {UTC_DAYS: self._votes[UTC_DAYS], BRAZIL_DAYS: self._votes[BRAZIL_DAYS]}
+        utc, brazil = votes[UTC_DAYS], votes[BRAZIL_DAYS]
+        if self.zone is None:
+            said = [zone for zone, n in votes.items() if n >= ZONE_VOTES and not min(utc, brazil)]
+            if said:
+                self.zone = said[0]
+                self._logger.info(
+                    f"{self._label}: Amazon's exports read their days as {self.zone} days "
+                    f"({votes[self.zone]} invoice(s) at the edges of the windows say so): a "
+                    "change in the first three hours of a UTC day is now exported with one "
+                    "day, not two."
+                )
+            return
+        other = BRAZIL_DAYS if self.zone == UTC_DAYS else UTC_DAYS
+        if votes[other] >= ZONE_VOTES:
             self._logger.warning(
                 f"{self._label}: the exports read hold invoices of both zones' edges ({utc} say "
                 f"UTC, {brazil} Brazil): the zone of export days is not known any more, and a "
@@ -260,7 +264,6 @@ class ChangedDays:
             return
         assert self._counts is not None
         days = {window.first + timedelta(days=n) for n in range(window.days)}
-        self._exported |= days
         for slot in {*self.compared, *self.kept}:
             if slot in self._pending or not days & set(slot.export_days):  # either zone's
                 continue
