@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -169,12 +170,20 @@ def quick_emulator(dataset: Dataset) -> Iterator[EmulatorServer]:
     document URLs that live 120 (2 s, so that none expires on its own on a busy machine; the
     faults that expire URLs do so whatever their lifetime): for tests about what the connector
     does, not about waiting."""
+    with quick_server(dataset) as server:
+        yield server
+
+
+@contextmanager
+def quick_server(dataset: Dataset, **options: Any) -> Iterator[EmulatorServer]:
+    """The emulator of `quick_emulator`, with other options of EmulatorServer if given."""
     with EmulatorServer(
         dataset,
         time_scale=TIME_SCALE,
         log_requests=True,
         export_queue_seconds=1,
         export_processing_seconds=(5, 10),
+        **options,
     ) as server:
         server.signer.ttl = 120
         yield server

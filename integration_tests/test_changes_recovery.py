@@ -42,6 +42,16 @@ def test_after_a_change_on_the_first_day_looked_back_at_every_day_is_still_looke
         assert "of the 3 day(s) looked back at (2024-01-08..2024-01-10)" in second.logs()
 
 
+def documents_of(killed: list[dict[str, Any]], resumed: CliRun) -> set[str]:
+    """The invoices in invoice_documents of a killed sync's messages and of the sync resumed."""
+    before = {
+        m["record"]["data"]["invoiceId"]
+        for m in killed
+        if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_documents"
+    }
+    return before | {r["invoiceId"] for r in resumed.records("invoice_documents")}
+
+
 def kill_at_first_item(cli, seller: Seller) -> list[dict[str, Any]]:
     """A sync of the seller killed as soon as it emits its first invoice_items record (the
     document it comes from is then in flight)."""
@@ -72,11 +82,7 @@ def test_a_sync_killed_while_it_exports_changed_days_again_resumes_and_is_quiet_
         killed = kill_at_first_item(cli, seller)
         exports_before = len(server.export_requests())
         resumed = seller.sync()
-        emitted = {
-            m["record"]["data"]["invoiceId"]
-            for m in killed
-            if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_documents"
-        } | {r["invoiceId"] for r in resumed.records("invoice_documents")}
+        emitted = documents_of(killed, resumed)
         assert emitted == set(late) | set(canceled[:2])
         fetched = document_fetches(server)
         assert sum(fetched.values()) - len(fetched) <= 1, fetched  # the one in flight
@@ -135,11 +141,7 @@ def test_a_state_0_5_0_wrote_mid_backfill_is_read_on_without_a_loss(cli):
         }
         assert "exports" in saved["invoice_documents"]
         resumed = seller.sync()
-        documents = {
-            m["record"]["data"]["invoiceId"]
-            for m in killed
-            if m["type"] == "RECORD" and m["record"]["stream"] == "invoice_documents"
-        } | {r["invoiceId"] for r in resumed.records("invoice_documents")}
+        documents = documents_of(killed, resumed)
         assert documents == truth(server)
         fetched = document_fetches(server)
         assert sum(fetched.values()) - len(fetched) <= 1, fetched

@@ -34,9 +34,16 @@ from integration_tests.conftest import (
     CliRun,
     catalog,
     parse_messages,
+    quick_server,
     state_of,
 )
-from integration_tests.test_nfe_corpus import ABSENT, FILES, lacks_item_numbers, root_of
+from integration_tests.test_nfe_corpus import (
+    ABSENT,
+    FILES,
+    lacks_item_numbers,
+    root_of,
+    serving_corpus,
+)
 from sp_api_emulator import Dataset, EmulatorServer, Readings, nfe_xml
 from sp_api_emulator.models import BRAZIL_TZ
 
@@ -135,14 +142,7 @@ HOW = ("records", "include_files", "delivery_method")
 @pytest.fixture(scope="module")
 def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
     dataset = make_dataset()
-    with EmulatorServer(
-        dataset,
-        time_scale=TIME_SCALE,
-        encoding_mix=True,
-        export_queue_seconds=1,
-        export_processing_seconds=(5, 10),
-    ) as emulator:
-        emulator.signer.ttl = 120
+    with quick_server(dataset, encoding_mix=True) as emulator:
         first = [invoice.id for invoice in dataset.records()[:PREFIXED]]
         emulator.serve_xml(prefixed(dataset.nfe_xml(i)) for i in first)
         staging, runs = {}, {}
@@ -309,18 +309,10 @@ def corpus(
     """The corpus read with its files asked for each of the two ways."""
     if not FILES:
         pytest.skip(ABSENT)
-    day = date(2024, 1, 1)
-    dataset = Dataset.generate(seed=5, start=day, days=1, invoices_per_day=len(FILES))
     work = tmp_path_factory.mktemp("corpus")
     staging = work / "staging"
     staging.mkdir()
-    with EmulatorServer(
-        dataset, time_scale=TIME_SCALE, export_queue_seconds=1, export_processing_seconds=(5, 10)
-    ) as emulator:
-        ids = emulator.serve_xml(path.read_bytes() for path in FILES)
-        config = emulator.connector_config(
-            f"{day}T00:00:00Z", replication_end_date="2024-01-02T00:00:00Z"
-        )
+    with serving_corpus() as (ids, config):
         env = environment(staging)
         if request.param == "delivery_method":
             config["delivery_method"] = {"delivery_type": "use_file_transfer"}
@@ -417,15 +409,7 @@ def test_hostile_entry_names_and_keys_never_lead_outside_the_staging_folder(tmp_
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(
-        make_dataset(),
-        time_scale=TIME_SCALE,
-        log_requests=True,
-        encoding_mix=True,
-        export_queue_seconds=1,
-        export_processing_seconds=(5, 10),
-    ) as server:
-        server.signer.ttl = 120
+    with quick_server(make_dataset(), encoding_mix=True) as server:
         yield server
 
 

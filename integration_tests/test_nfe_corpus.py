@@ -19,6 +19,8 @@ from __future__ import annotations
 import codecs
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -153,18 +155,28 @@ class CorpusRead:
         return f"<the corpus read: {len(self.documents)} documents>"
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> CorpusRead:
-    if not FILES:
-        pytest.skip(ABSENT)
+@contextmanager
+def serving_corpus() -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """An emulator serving every corpus file, byte for byte, as one invoice each of DAY: the
+    invoice ids of the files, in order, and a config that reads that day."""
     dataset = Dataset.generate(seed=5, start=DAY, days=1, invoices_per_day=len(FILES))
     with EmulatorServer(
         dataset, time_scale=TIME_SCALE, export_queue_seconds=1, export_processing_seconds=(5, 10)
     ) as emulator:
         ids = emulator.serve_xml(path.read_bytes() for path in FILES)
-        config = emulator.connector_config(
-            f"{DAY}T00:00:00Z", replication_end_date="2024-01-02T00:00:00Z"
+        yield (
+            ids,
+            emulator.connector_config(
+                f"{DAY}T00:00:00Z", replication_end_date="2024-01-02T00:00:00Z"
+            ),
         )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> CorpusRead:
+    if not FILES:
+        pytest.skip(ABSENT)
+    with serving_corpus() as (ids, config):
         run = Cli(tmp_path_factory.mktemp("corpus")).run(
             "read", config, catalog=catalog(*ALL_STREAMS)
         )

@@ -686,16 +686,7 @@ FLOOR_RULES = ("planned", "one-day", "0.4.0")
 
 def baseline_tree(directory: str) -> Path | None:
     """0.4.0's package and main.py, from git, to run its rule against the same data sets."""
-    target = Path(directory, "v0.4.0")
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASELINE_COMMIT, "source_sp_invoices", "main.py"],
-        capture_output=True,
-    )
-    if archive.returncode != 0:
-        return None
-    target.mkdir()
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
+    return tree_at(BASELINE_COMMIT, directory)
 
 
 def timed_read(

@@ -34,7 +34,7 @@ class SlotRecord:
 
     def extended(self, elements: Collection[int], until: datetime | None) -> SlotRecord:
         """This record with more of the slot listed after it (up to `until`)."""
-        sketch = Sketch.decode(self.sketch.encode())
+        sketch = self.sketch.copy()
         sketch.add(elements)
         return SlotRecord(self.invoices + len(elements), sketch, until)
 
@@ -65,9 +65,7 @@ def compare(record: SlotRecord | None, current: Collection[int]) -> Comparison:
     """The slot listed now against what was delivered of it (None: nothing known)."""
     if record is None:
         return Comparison(None)
-    if record.invoices == len(current) and record.sketch == Sketch.of(current):
-        return Comparison(frozenset())
-    new = record.sketch.new_since(current, record.invoices)
+    new = record.sketch.new_since(current, record.invoices)  # empty when nothing differs
     return Comparison(None if new is None else frozenset(new))
 
 

@@ -97,6 +97,15 @@ class Sketch:
                 keys[cell] ^= key
                 checks[cell] ^= check
 
+    def copy(self) -> Sketch:
+        twin = Sketch()
+        twin._counts, twin._keys, twin._checks = (
+            list(self._counts),
+            list(self._keys),
+            list(self._checks),
+        )
+        return twin
+
     def encode(self) -> str:
         """The table as base64 text, for the state ("" for an empty one: a quiet slot)."""
         if not any(self._counts) and not any(self._keys) and not any(self._checks):

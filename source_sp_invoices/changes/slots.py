@@ -108,7 +108,7 @@ def listing_windows(
     """Consecutive windows [a, b) covering [begin, end): inside the `aligned` spans, cut at
     every slot boundary and at every instant of `cuts` (each then lies in one slot); elsewhere
     windows of `size`, which never cross into an aligned span."""
-    spans = _merged((max(low, begin), min(high, end)) for low, high in aligned)
+    spans = merged_spans((max(low, begin), min(high, end)) for low, high in aligned)
     points = sorted({cut for cut in cuts if begin < cut < end})
     cursor = begin
     for low, high in [*spans, (end, end)]:
@@ -123,7 +123,9 @@ def listing_windows(
             cursor = stop
 
 
-def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+def merged_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Spans [low, high) sorted, the empty ones left out and those that touch or overlap made
+    one."""
     merged: list[tuple[datetime, datetime]] = []
     for low, high in sorted(span for span in spans if span[0] < span[1]):
         if merged and low <= merged[-1][1]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 
-from source_sp_invoices.changes.slots import Slot, within_one_slot
+from source_sp_invoices.changes.slots import Slot, merged_spans, within_one_slot
 
 
 def day_start(day: date) -> datetime:
@@ -74,14 +74,7 @@ class InvoiceCounts:
     def listed(self, start: datetime, end: datetime) -> None:
         """Every invoice in [start, end) was added: the days inside it are known."""
         with self._lock:
-            spans = sorted([*self._listed, (start, end)])
-            merged = [spans[0]]
-            for low, high in spans[1:]:
-                if low <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-                else:
-                    merged.append((low, high))
-            self._listed = merged
+            self._listed = merged_spans([*self._listed, (start, end)])
             self._lock.notify_all()
 
     def plan_listing(
@@ -119,16 +112,11 @@ class InvoiceCounts:
             if listing.complete:
                 return
             listing.elements.update(elements)
-            spans = sorted([*listing.covered, (start, end)])
-            merged = [spans[0]]
-            for low, high in spans[1:]:
-                if low <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-                else:
-                    merged.append((low, high))
-            listing.covered = merged
-            low, high = merged[0]
-            listing.complete = len(merged) == 1 and low <= slot.start and high >= slot.end
+            listing.covered = merged_spans([*listing.covered, (start, end)])
+            covered = listing.covered
+            listing.complete = (
+                len(covered) == 1 and covered[0][0] <= slot.start and covered[0][1] >= slot.end
+            )
             if listing.complete:
                 self._lock.notify_all()
 

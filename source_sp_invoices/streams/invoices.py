@@ -169,18 +169,17 @@ class Invoices(PagedSpApiStream):
         stop = parse_datetime(stream_slice["dateEnd"])
         slot = Slot.from_key(stream_slice["slot"]) if "slot" in stream_slice else None
         try:
-            records = self.window_records(stream_slice)
             if slot is None:
-                for record in records:
+                for record in self.window_records(stream_slice):
                     count += 1
                     yield record
                 emitted = count
             else:
                 # A slot's window is read whole before any of it is emitted: only what changed
                 # since the slot was delivered goes out.
-                listed = list(records)
+                elements: list[int] = []
+                listed = list(self.window_records(stream_slice, elements))
                 count = len(listed)
-                elements = [element_of(record) for record in listed]
                 wanted = self._deliver(slot, start, stop, elements)
                 for record, element in zip(listed, elements, strict=True):
                     if wanted is None or element in wanted:
@@ -217,21 +216,31 @@ class Invoices(PagedSpApiStream):
             return None
         return compare(record, current).new
 
-    def window_records(self, stream_slice: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        """Every invoice of one window, every page; counted by day when `counts` is set."""
+    def window_records(
+        self, stream_slice: Mapping[str, Any], fingerprints: list[int] | None = None
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every invoice of one window, every page; counted by day when `counts` is set. The
+        fingerprint of each record of a window that lies in one slot (changes/) is computed
+        once, for the counts and into `fingerprints`, in the records' order."""
         counts = self.counts
         records = super().read_records(SyncMode.full_refresh, stream_slice=stream_slice)
-        if counts is None:
-            yield from records
-            return
         start = parse_datetime(stream_slice["dateStart"])
         end = parse_datetime(stream_slice["dateEnd"])
         in_slot = within_one_slot(start, end) is not None
+        if counts is None:
+            for record in records:
+                if fingerprints is not None and in_slot:
+                    fingerprints.append(element_of(record))
+                yield record
+            return
         elements: dict[int, str] = {}
         reached = start.date()
         for record in records:
             if in_slot:
-                elements[element_of(record)] = str(record.get("id"))
+                element = element_of(record)
+                elements[element] = str(record.get("id"))
+                if fingerprints is not None:
+                    fingerprints.append(element)
             issued = _issued(record)
             # Bounds are inclusive: an invoice at the end instant is the next window's too.
             if issued is not None and issued != end:
